@@ -1,0 +1,25 @@
+"""softargmax: the softmax function family, exact at the edges of floating point.
+
+The public API is re-exported here; implementations live in the modules named in
+``__all__``'s groups below.
+"""
+
+from .core import hardmax, log_softmax, logsumexp, softmax, softmin
+from .grad import log_softmax_vjp, softmax_jacobian, softmax_jvp, softmax_vjp
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    # core
+    "hardmax",
+    "log_softmax",
+    "logsumexp",
+    "softmax",
+    "softmin",
+    # grad
+    "log_softmax_vjp",
+    "softmax_jacobian",
+    "softmax_jvp",
+    "softmax_vjp",
+]
