@@ -1,0 +1,1 @@
+"""numba kernels for NumPy input (imported lazily, never at ``import softargmax``)."""

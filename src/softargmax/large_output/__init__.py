@@ -1,0 +1,1 @@
+"""Output layers for huge numbers of classes: hierarchical, sampled, NCE, negative sampling."""
