@@ -62,7 +62,7 @@ def _softmax_cross_entropy_objective(
     G = np.exp(logp)  # dL/dZ = s * (p - onehot(y))
     G[rows, y] -= 1.0
     G *= sample_weight[:, None]
-    grad_W = np.asarray(X.T @ G).T + l2 * W
+    grad_W = np.asarray(G.T @ X) + l2 * W
     if fit_intercept:
         return value, np.concatenate([grad_W.ravel(), G.sum(axis=0)])
     return value, grad_W.ravel()
