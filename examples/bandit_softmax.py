@@ -122,7 +122,7 @@ def plot(results: dict[str, dict[str, np.ndarray]], runs: int, path: Path) -> No
         "a": "(a) softmax exploration vs epsilon-greedy, q* ~ N(0, 1)",
         "b": "(b) gradient bandit (Fig. 2.5 shape), q* ~ N(4, 1)",
     }
-    for key, a in zip("ab", ax):
+    for key, a in zip("ab", ax, strict=True):
         for label, curve in results[key].items():
             a.plot(np.arange(1, len(curve) + 1), curve, lw=1, label=label)
         a.set_title(titles[key], fontsize=10)

@@ -128,14 +128,15 @@ def _rows(logits: Any, axis: Any, name: str = "logits") -> tuple[np.ndarray, tup
     (ax,) = normalize_axis(axis, work.ndim)
     moved = np.moveaxis(work, ax, -1)
     batch = tuple(moved.shape[:-1])
-    x = np.array(moved, dtype=np.float64).reshape(-1, moved.shape[-1])
+    x = np.array(moved, dtype=np.float64).reshape(math.prod(batch), moved.shape[-1])
     return x, batch, ax, dtype
 
 
 def _restore(y: np.ndarray, batch: tuple[int, ...], ax: int, dtype: Any) -> np.ndarray:
     """Undo :func:`_rows` for an array of ``(B, K)`` values."""
     y = np.moveaxis(y.reshape(batch + (y.shape[-1],)), -1, ax)
-    return y.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # tiny log-probabilities may round to -inf in float16
+        return y.astype(dtype, copy=False)
 
 
 def _check_support(x: np.ndarray, name: str) -> None:
@@ -350,28 +351,35 @@ def _filtered_log_probs(
     top_p: float | None,
     min_p: float | None,
 ) -> np.ndarray:
-    """The decoding distribution of each row of ``x`` (B, K) as float64 log-probabilities."""
+    """The decoding distribution of each row of ``x`` (B, K) as float64 log-probabilities.
+
+    Cut-offs compare logits, not rounded probabilities, so "tied" means equal logits;
+    each filter renormalises from the logits of the tokens still kept.
+    """
     B, K = x.shape
     neg_inf = -np.inf
     if temperature == 0:  # greedy: the first maximum (+inf included) gets everything
         first = np.argmax(x, axis=-1)[:, None]
         return np.where(np.arange(K) == first, 0.0, neg_inf)
     with np.errstate(all="ignore"):
+        keep = x > neg_inf
         logp = log_softmax(x, axis=-1, temperature=temperature)
         if top_k is not None and top_k < K:
-            kth = np.partition(logp, K - top_k, axis=-1)[:, K - top_k : K - top_k + 1]
-            logp = log_softmax(np.where(logp >= kth, logp, neg_inf), axis=-1)
+            kth = np.partition(x, K - top_k, axis=-1)[:, K - top_k : K - top_k + 1]
+            keep &= x >= kth
+            logp = log_softmax(x, axis=-1, temperature=temperature, where=keep)
         if top_p is not None and top_p < 1:
-            p = np.exp(logp)
-            ps = -np.sort(-p, axis=-1)
-            reached = np.cumsum(ps, axis=-1) >= top_p
+            order = np.argsort(-x, axis=-1, kind="stable")
+            mass = np.cumsum(np.take_along_axis(np.exp(logp), order, axis=-1), axis=-1)
+            reached = mass >= top_p
             # the crossing token; if rounding keeps the sum below top_p, keep everything
             cross = np.where(reached.any(axis=-1), np.argmax(reached, axis=-1), K - 1)
-            cut = np.take_along_axis(ps, cross[:, None], axis=-1)
-            logp = log_softmax(np.where(p >= cut, logp, neg_inf), axis=-1)
+            cut = np.take_along_axis(x, np.take_along_axis(order, cross[:, None], axis=-1), axis=-1)
+            keep &= x >= cut
+            logp = log_softmax(x, axis=-1, temperature=temperature, where=keep)
         if min_p is not None and min_p > 0:
-            floor = logp.max(axis=-1, keepdims=True) + math.log(min_p)
-            logp = log_softmax(np.where(logp >= floor, logp, neg_inf), axis=-1)
+            keep &= logp >= logp.max(axis=-1, keepdims=True) + math.log(min_p)
+            logp = log_softmax(x, axis=-1, temperature=temperature, where=keep)
     return logp
 
 
@@ -444,9 +452,9 @@ def sample_logits(
        as probable as the crossing token;
     4. ``min_p``: keep the tokens with ``p >= min_p * max(p)``.
 
-    Ties at a cut-off are all kept, so a filter may keep more than ``top_k`` tokens
-    or more mass than ``top_p``; the most probable token is always kept, so at
-    least one token remains.
+    Ties at a cut-off are all kept (tokens tie when their logits are equal), so a
+    filter may keep more than ``top_k`` tokens or more mass than ``top_p``; the most
+    probable token is always kept, so at least one token remains.
 
     Parameters
     ----------
