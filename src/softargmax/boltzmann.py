@@ -56,10 +56,14 @@ class Boltzmann:
     * ``log_partition`` is ``ln Z = logsumexp(-beta E)``, exact next to a dominant
       ground state; ``partition`` is ``Z`` itself and may overflow to ``inf``;
     * ``free_energy`` ``F = -ln Z / beta``;
-    * ``mean_energy`` ``U = <E>``, summed relative to the most probable state;
+    * ``mean_energy`` ``U = <E>``;
     * ``entropy`` ``S = -sum p ln p`` (nats), which equals ``beta (U - F)``;
-    * ``heat_capacity`` ``C = beta^2 Var(E) = dU/dT``, summed as
-      ``<(beta (E - U))^2>`` so that huge energies at small ``beta`` do not overflow.
+    * ``heat_capacity`` ``C = beta^2 Var(E) = dU/dT``.
+
+    The moments are summed relative to the most probable state ``E_r``, as the mean
+    and variance of ``d_i = beta (E_i - E_r)``: accurate when all energies share a large
+    offset (even when ``U`` itself rounds to ``E_r``), and free of overflow for huge
+    energies at small ``beta``.
 
     Terms of probability 0 do not enter the moments (no ``0 * inf``). A distribution
     with a NaN energy gives NaN everywhere; one with no allowed state has zero
@@ -160,13 +164,31 @@ class Boltzmann:
         return np.asarray(logsumexp(self._x, axis=self.axis, **self._kw))
 
     @cached_property
-    def _u(self) -> np.ndarray:
+    def _moments(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ref, mu, var)``: the energy of the most probable state, and the mean and
+        variance of ``beta (E - ref)``. Working relative to ``ref`` keeps full accuracy
+        when the energies share a large offset (``U = ref + mu / beta`` may not even be
+        representable, but ``C = var`` still is)."""
         e = -self._x
+        ax = self.axis
         with np.errstate(all="ignore"):
-            direct = self._sum(self._p * e)
-            # relative to the most probable state: accurate when E carries a big offset
-            ref = np.take_along_axis(e, np.expand_dims(np.argmax(self._p, axis=self.axis), self.axis), self.axis)
-            shifted = np.squeeze(ref, self.axis) + self._sum(self._p * (e - ref))
+            ref = np.take_along_axis(e, np.expand_dims(np.argmax(self._p, axis=ax), ax), ax)
+            d = self._times_beta(e - ref)
+            # E - ref overflows only for huge energies at tiny beta: scale first
+            d = np.where(np.isfinite(d), d, self._times_beta(e) - self._times_beta(ref))
+            mu = self._sum(self._p * d)
+            dev = d - np.expand_dims(mu, ax)
+            var = self._sum(self._p * dev * dev)
+            return np.squeeze(ref, ax), mu, var
+
+    @cached_property
+    def _u(self) -> np.ndarray:
+        ref, mu, _ = self._moments
+        t = self._scale.temperature
+        with np.errstate(all="ignore"):
+            shifted = ref + (mu * t if t is not None else mu / self.beta)
+            # infinite energies in the support: the plain sum gives the limit (+-inf)
+            direct = self._sum(self._p * -self._x)
             u = np.where(np.isfinite(shifted), shifted, direct)
             return np.where(self._lnz == -np.inf, np.nan, u)
 
@@ -215,14 +237,8 @@ class Boltzmann:
     @property
     def heat_capacity(self) -> Any:
         """Heat capacity ``C = beta^2 Var(E) = dU/dT`` (k_B = 1)."""
-        e = -self._x
-        u = np.expand_dims(self._u, self.axis)
-        with np.errstate(all="ignore"):
-            d = self._times_beta(e - u)
-            # E - U overflows only for huge energies at tiny beta: scale first
-            d = np.where(np.isfinite(d), d, self._times_beta(e) - self._times_beta(u))
-            c = self._sum(self._p * d * d)
-            return self._out(np.where(self._lnz == -np.inf, np.nan, c))
+        c = self._moments[2]
+        return self._out(np.where(self._lnz == -np.inf, np.nan, c))
 
     def sample(self, size: int | tuple[int, ...] | None = None, rng: Any = None) -> Any:
         """Draw states: indices along ``axis``, of shape ``size + batch``.
