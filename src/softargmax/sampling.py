@@ -353,8 +353,9 @@ def _filtered_log_probs(
 ) -> np.ndarray:
     """The decoding distribution of each row of ``x`` (B, K) as float64 log-probabilities.
 
-    Cut-offs compare logits, not rounded probabilities, so "tied" means equal logits;
-    each filter renormalises from the logits of the tokens still kept.
+    Cut-offs compare logits, not rounded probabilities, so "tied" means equal logits.
+    One log-softmax before the filters and one after: top-p renormalises the mass that
+    top-k kept, and min-p is a ratio to the best token, which every filter keeps.
     """
     B, K = x.shape
     neg_inf = -np.inf
@@ -362,25 +363,25 @@ def _filtered_log_probs(
         first = np.argmax(x, axis=-1)[:, None]
         return np.where(np.arange(K) == first, 0.0, neg_inf)
     with np.errstate(all="ignore"):
-        keep = x > neg_inf
         logp = log_softmax(x, axis=-1, temperature=temperature)
+        if top_k is None and top_p is None and min_p is None:
+            return logp
+        keep = x > neg_inf
         if top_k is not None and top_k < K:
             kth = np.partition(x, K - top_k, axis=-1)[:, K - top_k : K - top_k + 1]
             keep &= x >= kth
-            logp = log_softmax(x, axis=-1, temperature=temperature, where=keep)
         if top_p is not None and top_p < 1:
+            p = np.where(keep, np.exp(logp), 0.0)
+            p /= p.sum(axis=-1, keepdims=True)
             order = np.argsort(-x, axis=-1, kind="stable")
-            mass = np.cumsum(np.take_along_axis(np.exp(logp), order, axis=-1), axis=-1)
-            reached = mass >= top_p
+            reached = np.cumsum(np.take_along_axis(p, order, axis=-1), axis=-1) >= top_p
             # the crossing token; if rounding keeps the sum below top_p, keep everything
             cross = np.where(reached.any(axis=-1), np.argmax(reached, axis=-1), K - 1)
             cut = np.take_along_axis(x, np.take_along_axis(order, cross[:, None], axis=-1), axis=-1)
             keep &= x >= cut
-            logp = log_softmax(x, axis=-1, temperature=temperature, where=keep)
         if min_p is not None and min_p > 0:
             keep &= logp >= logp.max(axis=-1, keepdims=True) + math.log(min_p)
-            logp = log_softmax(x, axis=-1, temperature=temperature, where=keep)
-    return logp
+        return log_softmax(x, axis=-1, temperature=temperature, where=keep)
 
 
 def _decoding_args(temperature: Any, top_k: Any, top_p: Any, min_p: Any) -> tuple[Any, ...]:
