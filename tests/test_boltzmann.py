@@ -211,6 +211,18 @@ def test_forbidden_and_special_states():
     assert np.isnan([e.mean_energy, e.entropy, e.heat_capacity]).all()
 
 
+def test_no_states():
+    b = Boltzmann(np.zeros((2, 0)), beta=2.0)
+    assert b.probs.shape == (2, 0)
+    np.testing.assert_array_equal(b.log_partition, [-INF, -INF])
+    np.testing.assert_array_equal(b.free_energy, [INF, INF])
+    for k in ("mean_energy", "entropy", "heat_capacity"):
+        v = getattr(b, k)
+        assert v.shape == (2,) and np.isnan(v).all(), k
+    with pytest.raises(ValueError, match="empty distribution axis"):
+        b.sample(rng=0)
+
+
 def test_nan_spoils_only_its_row():
     b = Boltzmann(np.array([[0.0, np.nan], [0.0, 1.0]]))
     for k in ("probs",) + PROPS:

@@ -171,6 +171,9 @@ class Boltzmann:
         representable, but ``C = var`` still is)."""
         e = -self._x
         ax = self.axis
+        if e.shape[ax] == 0:  # no states: the moments are undefined
+            nan = np.full(self._lnz.shape, np.nan)
+            return nan, nan, nan
         with np.errstate(all="ignore"):
             ref = np.take_along_axis(e, np.expand_dims(np.argmax(self._p, axis=ax), ax), ax)
             d = self._times_beta(e - ref)
@@ -275,7 +278,7 @@ class Boltzmann:
         gen = _generator(rng)
         logp = np.moveaxis(self._logp, self.axis, -1)
         batch = logp.shape[:-1]
-        rows = logp.reshape(-1, logp.shape[-1])
+        rows = logp.reshape(int(np.prod(batch)), logp.shape[-1])
         _check_support(rows, "energies")
         p = np.moveaxis(self._p, self.axis, -1).reshape(rows.shape)
         return _as_result(_categorical(p, int(np.prod(shape)), gen), shape, batch)
