@@ -541,3 +541,13 @@ def test_categorical_binary_search_path_agrees(monkeypatch):
 def test_demo_section():
     text = sampling.demo_section()
     assert "gumbel_max" in text and "top_p" in text and "nan" not in text.lower()
+
+
+def test_empty_batches():
+    x = np.zeros((0, 5))
+    assert sample_logits(x, size=3, rng=0).shape == (3, 0)
+    assert sample_logits(x, top_k=2, top_p=0.5, min_p=0.1, rng=0).shape == (0,)
+    assert sample_logits(x, temperature=0).shape == (0,)
+    assert gumbel_max(x, size=2, rng=0).shape == (2, 0)
+    assert gumbel_softmax(x, 1.0, rng=0).shape == (0, 5)
+    assert filter_logits(x, top_p=0.3).shape == (0, 5)
