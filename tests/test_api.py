@@ -36,3 +36,11 @@ def test_import_does_not_import_numba():
     code = "import sys, softargmax; print('numba' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_core_tour_example_runs():
+    import runpy
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "core_tour.py"
+    runpy.run_path(str(path), run_name="__main__")
