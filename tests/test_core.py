@@ -343,17 +343,35 @@ def _axes(axis, ndim):
     return tuple(a % ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
 
 
-@given(case())
-def test_properties(c):
+SCALES = st.sampled_from([{}, {}, {"temperature": 0.5}, {"temperature": 3.0}, {"beta": -1.0}, {"beta": -0.25}, {"base": 10.0}])
+
+
+def _beta(kw):
+    if "temperature" in kw:
+        return 1 / kw["temperature"]
+    if "base" in kw:
+        return float(np.log(kw["base"]))
+    return kw.get("beta", 1.0)
+
+
+@given(case(), SCALES, st.booleans())
+def test_properties(c, kw, strided):
     x, axis, mask = c
+    if strided and x.ndim:
+        # a non-contiguous view of the same values
+        big = np.repeat(x, 2, axis=-1)
+        x = big[..., ::2]
+        assert not x.flags.c_contiguous or x.shape[-1] <= 1 or x.size == 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        p = softmax(x, axis=axis, where=mask)
-        lp = log_softmax(x, axis=axis, where=mask)
-        lse = logsumexp(x, axis=axis, where=mask, keepdims=True)
+        p = softmax(x, axis=axis, where=mask, **kw)
+        lp = log_softmax(x, axis=axis, where=mask, **kw)
+        lse = logsumexp(x, axis=axis, where=mask, keepdims=True, **kw)
     assert p.dtype == x.dtype and lp.dtype == x.dtype and p.shape == x.shape
     axes = _axes(axis, x.ndim)
-    xm = np.where(mask, x, -INF) if mask is not None else x
+    xs = -x if _beta(kw) < 0 else x  # softmin: -inf shares the mass, +inf is excluded
+    xm = np.where(mask, xs, -INF) if mask is not None else xs
+    beta = abs(_beta(kw))
     nan_rows = np.isnan(xm).any(axis=axes, keepdims=True) if x.size else np.zeros_like(lse, bool)
     # no NaN from non-NaN input
     assert not np.isnan(p[~np.broadcast_to(nan_rows, x.shape)]).any()
@@ -376,10 +394,21 @@ def test_properties(c):
     finite_rows = np.isfinite(lse) & ok
     sel = np.broadcast_to(finite_rows, x.shape) & np.isfinite(xm)
     with np.errstate(invalid="ignore", over="ignore"):
-        expect = xm.astype(np.float64) - lse.astype(np.float64)
-        scale = np.abs(xm.astype(np.float64)) + np.abs(np.broadcast_to(lse, x.shape).astype(np.float64))
+        bx = beta * xm.astype(np.float64)
+        expect = bx - lse.astype(np.float64)
+        scale = np.abs(bx) + np.abs(np.broadcast_to(lse, x.shape).astype(np.float64))
     sel &= np.isfinite(expect) & (np.abs(expect) <= float(np.finfo(x.dtype).max))
     assert np.all(np.abs(lp[sel].astype(np.float64) - expect[sel]) <= 8 * eps * scale[sel] + 8 * eps)
+
+
+@given(case(np.float32), SCALES)
+def test_bfloat16_follows_float32(c, kw):
+    x, axis, mask = c
+    xb = x.astype(ml_dtypes.bfloat16)
+    p = softmax(xb, axis=axis, where=mask, **kw)
+    assert p.dtype == ml_dtypes.bfloat16
+    ref = softmax(xb.astype(np.float32), axis=axis, where=mask, **kw).astype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(p.astype(np.float32), ref.astype(np.float32))
 
 
 @given(case(np.float64), st.floats(-50, 50))
