@@ -297,7 +297,10 @@ def demo_section() -> str:
     e0 = 1e300
     e1 = float(np.nextafter(e0, np.inf))
     hot = Boltzmann([e0, e1], beta=1.0 / (e1 - e0))
-    lines.append(f"  E = [1e300, next float], beta = 1/gap: p={np.round(hot.probs, 4).tolist()}, F={float(hot.free_energy):.6g}")
+    lines.append(
+        f"  E = [1e300, next float], beta = 1/gap: p={np.round(hot.probs, 4).tolist()}, "
+        f"C={float(hot.heat_capacity):.4f} (U itself rounds to 1e300)"
+    )
     n = 8  # an 8-spin Ising ring, enumerated
     spins = 1 - 2 * ((np.arange(2**n)[:, None] >> np.arange(n)) & 1)
     e = -np.sum(spins * np.roll(spins, 1, axis=1), axis=1).astype(float)
