@@ -27,9 +27,26 @@ def test_every_public_module_name_is_exported():
         if info.name.startswith("_") or info.name in ("cli", "bench"):
             continue
         module = importlib.import_module(f"softargmax.{info.name}")
+        if info.ispkg:  # subpackages (models, large_output) export their own names
+            for sub in pkgutil.iter_modules(module.__path__):
+                if sub.name.startswith("_"):
+                    continue
+                submodule = importlib.import_module(f"{module.__name__}.{sub.name}")
+                for name in getattr(submodule, "__all__", []):
+                    assert getattr(module, name) is getattr(submodule, name), f"{module.__name__}.{name}"
+            continue
         for name in getattr(module, "__all__", []):
             assert name in softargmax.__all__, f"softargmax.{info.name}.{name} is not exported"
             assert getattr(softargmax, name) is getattr(module, name)
+
+
+def test_subpackage_names_are_documented():
+    import softargmax.large_output
+    import softargmax.models
+
+    for pkg in (softargmax.models, softargmax.large_output):
+        for name in getattr(pkg, "__all__", []):
+            assert "Examples" in (inspect.getdoc(getattr(pkg, name)) or ""), f"{pkg.__name__}.{name}"
 
 
 def test_import_does_not_import_numba():
