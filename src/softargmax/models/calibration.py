@@ -27,12 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ..core import log_softmax, softmax
 
-__all__ = [
-    "TemperatureScaling",
-    "demo_section",
-    "expected_calibration_error",
-    "reliability_diagram",
-]
+__all__ = ["TemperatureScaling", "expected_calibration_error", "reliability_diagram"]
 
 
 # --------------------------------------------------------------------------- validation

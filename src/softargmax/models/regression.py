@@ -23,7 +23,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ..core import log_softmax
 
-__all__ = ["SoftmaxRegression", "demo_section"]
+__all__ = ["SoftmaxRegression"]
 
 
 def _softmax_cross_entropy_objective(
