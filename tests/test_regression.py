@@ -327,6 +327,9 @@ def test_warm_start_starts_from_the_solution():
     cold = SoftmaxRegression(tol=1e-6, max_iter=1000).fit(X, y)
     cold.fit(X, y)
     assert int(cold.n_iter_[0]) == first
+    # Other classes (same number): no warm start.
+    clf.fit(X, y + 10)
+    assert int(clf.n_iter_[0]) == first
 
 
 def test_convergence_warning_and_pickle():

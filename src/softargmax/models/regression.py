@@ -238,7 +238,12 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
         x0 = np.zeros(n_params)
         W_prev = getattr(self, "_W", None)
-        if self.warm_start and W_prev is not None and W_prev.shape == (n_classes, n_features):
+        if (
+            self.warm_start
+            and W_prev is not None
+            and W_prev.shape == (n_classes, n_features)
+            and np.array_equal(getattr(self, "classes_", ()), classes)
+        ):
             x0[: n_classes * n_features] = W_prev.ravel()
             if self.fit_intercept:
                 x0[n_classes * n_features :] = self._b
@@ -275,10 +280,13 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             finally:
                 if bar is not None:
                     bar.close()
-        if res.status == 1:  # iteration limit
+        if res.status != 0:  # as scikit-learn: the iteration limit or a failed line search
+            reason = (
+                f"in max_iter={self.max_iter} iterations" if res.status == 1 else f"({res.message})"
+            )
             warnings.warn(
-                f"{type(self).__name__}: L-BFGS did not converge in max_iter={self.max_iter} "
-                "iterations; increase max_iter or scale the data.",
+                f"{type(self).__name__}: L-BFGS did not converge {reason}; increase max_iter "
+                "or scale the data.",
                 ConvergenceWarning,
                 stacklevel=2,
             )
