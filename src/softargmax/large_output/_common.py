@@ -156,14 +156,15 @@ def reduce_loss(losses: np.ndarray, reduction: str) -> tuple[Any, float]:
     return (float(losses.mean()) if n else 0.0), (1.0 / n if n else 0.0)
 
 
-def log_sigmoid(z: np.ndarray) -> np.ndarray:
-    """``log(1 / (1 + exp(-z)))`` without overflow: ``-logaddexp(0, -z)``."""
-    return -np.logaddexp(0.0, -z)
+def log_sigmoid(z: Any) -> Any:
+    """``log(1 / (1 + exp(-z)))`` without overflow: ``-logaddexp(0, -z)`` (NaN stays NaN)."""
+    with np.errstate(invalid="ignore"):
+        return -np.logaddexp(0.0, -z)
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: Any) -> Any:
     """The logistic function, exact in both tails."""
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         return np.exp(log_sigmoid(z))
 
 
