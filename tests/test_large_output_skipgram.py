@@ -68,7 +68,7 @@ def run_kernel(mode_name, syn0, syn1, bias, sent, alpha, tree=None, alias=None, 
     ids = np.asarray(sent, dtype=np.int32)
     starts = np.array([0, len(sent)], dtype=np.int64)
     return K.train_job(ids, starts, np.ones(v), syn0, syn1, bias, mode, 1, alpha, offsets,
-                       codes, paths, alias_prob, alias_arr, log_kq, neg, 7)
+                       codes, paths, alias_prob, alias_arr, log_kq, neg, 7, True)
 
 
 @pytest.mark.parametrize("layer", OUTPUT_LAYERS)

@@ -87,15 +87,16 @@ def _log_sigmoid(z):  # pragma: no cover - compiled
 
 @njit(cache=True, nogil=True)
 def _pair(mode, v_in, target, syn1, bias, neu1e, alpha, offsets, codes, paths,
-          alias_prob, alias, log_kq, num_neg, state, cand, logits):  # pragma: no cover
-    """One (input word, target word) update; returns the example's loss (nats)."""
+          alias_prob, alias, log_kq, num_neg, state, cand, logits, with_loss):  # pragma: no cover
+    """One (input word, target word) update; returns the example's loss (nats), or 0
+    without ``with_loss`` (the logistic layers then skip a log per term)."""
     loss = 0.0
     if mode == HS:
         for p in range(offsets[target], offsets[target + 1]):
             node = paths[p]
             f = _dot(v_in, syn1[node])
-            sign = 1.0 - 2.0 * codes[p]
-            loss -= _log_sigmoid(sign * f)
+            if with_loss:
+                loss -= _log_sigmoid((1.0 - 2.0 * codes[p]) * f)
             g = np.float32((1.0 - codes[p] - _sigmoid(f)) * alpha)
             _axpy(g, syn1[node], neu1e)
             _axpy(g, v_in, syn1[node])
@@ -113,7 +114,8 @@ def _pair(mode, v_in, target, syn1, bias, neu1e, alpha, offsets, codes, paths,
             f = float(_dot(v_in, syn1[w]))
             if mode == NCE:
                 f += bias[w] - log_kq[w]
-            loss -= _log_sigmoid(f if label == 1.0 else -f)
+            if with_loss:
+                loss -= _log_sigmoid(f if label == 1.0 else -f)
             g = np.float32((label - _sigmoid(f)) * alpha)
             _axpy(g, syn1[w], neu1e)
             _axpy(g, v_in, syn1[w])
@@ -160,14 +162,16 @@ def _pair(mode, v_in, target, syn1, bias, neu1e, alpha, offsets, codes, paths,
 
 @njit(cache=True, nogil=True)
 def train_job(ids, sent_starts, keep_prob, syn0, syn1, bias, mode, window, alpha,
-              offsets, codes, paths, alias_prob, alias, log_kq, num_neg, seed):  # pragma: no cover
+              offsets, codes, paths, alias_prob, alias, log_kq, num_neg, seed,
+              with_loss):  # pragma: no cover
     """Train on the sentences ``ids[sent_starts[i]:sent_starts[i + 1]]`` of one job.
 
     For each sentence: subsample (word ``w`` kept with probability ``keep_prob[w]``),
     then for each position a reduced window ``b`` in ``[1, window]`` drawn uniformly and
     every pair (context word, centre word) within it: the context word's vector is the
     input, the centre word the target (word2vec's orientation). Returns
-    ``(raw words, pairs trained, summed loss)``.
+    ``(raw words, pairs trained, summed loss)`` (the loss of the softmax layers is always
+    computed; the logistic layers compute it only ``with_loss``).
     """
     state = np.empty(1, dtype=np.uint64)
     state[0] = np.uint64(seed)
@@ -200,7 +204,8 @@ def train_job(ids, sent_starts, keep_prob, syn0, syn1, bias, mode, window, alpha
                 v_in = syn0[sent[c]]
                 neu1e[:] = 0.0
                 loss += _pair(mode, v_in, target, syn1, bias, neu1e, alpha, offsets, codes,
-                              paths, alias_prob, alias, log_kq, num_neg, state, cand, logits)
+                              paths, alias_prob, alias, log_kq, num_neg, state, cand, logits,
+                              with_loss)
                 _axpy(np.float32(1.0), neu1e, v_in)
                 n_pairs += 1
     return sent_starts[-1] - sent_starts[0], n_pairs, loss

@@ -184,7 +184,13 @@ def context_pairs(ids: np.ndarray, starts: np.ndarray, window: int) -> tuple[np.
 
 
 def heldout_log_likelihood(
-    model: Any, sentences: Iterable[list[str]], *, window: int | None = None, chunk: int = 2048
+    model: Any,
+    sentences: Iterable[list[str]],
+    *,
+    window: int | None = None,
+    max_pairs: int | None = None,
+    rng: Any = None,
+    chunk: int = 2048,
 ) -> float:
     """Mean exact ``log p(centre word | context word)`` over held-out text, in nats per pair.
 
@@ -192,13 +198,17 @@ def heldout_log_likelihood(
     scored with the model's full normalised distribution (:meth:`SkipGramModel.log_prob`:
     the full softmax over all V words, or the tree for hierarchical softmax), so models
     trained with different output layers are compared on one exact scale. Words outside
-    the model's vocabulary are dropped first.
+    the model's vocabulary are dropped first. With ``max_pairs``, a uniform random subset
+    of that many pairs (drawn with ``rng``) is scored: the full softmax costs O(V D) a pair.
     """
     ids, starts = model.vocab.encode(sentences)
     x, y = context_pairs(ids, starts, model.window if window is None else window)
     if x.shape[0] == 0:
         msg = "sentences must contain at least one pair of in-vocabulary words within the window"
         raise ValueError(msg)
+    if max_pairs is not None and as_positive_int(max_pairs, "max_pairs") < x.shape[0]:
+        pick = np.random.default_rng(rng).choice(x.shape[0], size=max_pairs, replace=False)
+        x, y = x[pick], y[pick]
     total = 0.0
     for s in range(0, x.shape[0], chunk):
         total += float(np.sum(model.log_prob(x[s : s + chunk], y[s : s + chunk])))

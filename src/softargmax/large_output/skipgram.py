@@ -138,7 +138,8 @@ class SkipGramModel:
         The Huffman tree of ``"hs"``.
     stats : dict
         ``words`` (raw corpus words processed), ``pairs`` (trained examples),
-        ``seconds``, ``words_per_second``, ``loss`` (mean training loss per pair).
+        ``seconds``, ``words_per_second``, ``loss`` (mean training loss per pair; NaN
+        when not computed).
     """
 
     vocab: Vocabulary
@@ -213,6 +214,7 @@ def train_skipgram(
     max_seconds: float | None = None,
     rng: Any = None,
     progress: bool = False,
+    compute_loss: bool = False,
 ) -> SkipGramModel:
     """Train skip-gram word vectors with the chosen output layer.
 
@@ -255,6 +257,10 @@ def train_skipgram(
         Seed for the initial vectors and for every job's random stream.
     progress : bool
         Show a tqdm progress bar with words/second on stderr.
+    compute_loss : bool
+        Accumulate the training loss (``stats["loss"]``, and on the progress bar); it
+        costs a log per term for ``"hs"``, ``"nce"`` and ``"negative"``, so it is off by
+        default (as in gensim); the softmax layers always report it.
 
     Returns
     -------
@@ -372,7 +378,7 @@ def train_skipgram(
                 pending.add(pool.submit(
                     K.train_job, ids, starts[a : b + 1], keep_prob, vectors, output, bias, mode,
                     window, lr, offsets, codes, paths, alias_prob, alias, log_kq, negative,
-                    int(seeds[k]),
+                    int(seeds[k]), bool(compute_loss),
                 ))
                 submitted += int(starts[b] - starts[a])
             if not pending:
@@ -385,7 +391,8 @@ def train_skipgram(
                 loss_sum += float(loss)
                 if bar is not None:
                     bar.update(int(w))
-                    bar.set_postfix(loss=f"{loss_sum / max(pairs, 1):.3f}", refresh=False)
+                    if compute_loss or layer in ("softmax", "sampled"):
+                        bar.set_postfix(loss=f"{loss_sum / max(pairs, 1):.3f}", refresh=False)
     seconds = time.perf_counter() - t0
     if bar is not None:
         bar.close()
@@ -394,7 +401,8 @@ def train_skipgram(
         "pairs": float(pairs),
         "seconds": seconds,
         "words_per_second": done_words / seconds if seconds > 0 else 0.0,
-        "loss": loss_sum / pairs if pairs else float("nan"),
+        "loss": loss_sum / pairs if pairs and (compute_loss or layer in ("softmax", "sampled"))
+        else float("nan"),
     }
     return SkipGramModel(vocab, vectors, output, bias, layer, window, tree, stats)
 
@@ -438,7 +446,7 @@ def run(args: Any) -> int:
     s = model.stats
     print(
         f"{len(model.vocab)} words x {model.vectors.shape[1]} dims -> {args.output}; "
-        f"{int(s['words'])} words in {s['seconds']:.1f} s ({s['words_per_second']:.0f} words/s), "
-        f"mean loss {s['loss']:.4f}"
+        f"{int(s['words'])} words in {s['seconds']:.1f} s ({s['words_per_second']:.0f} words/s)"
+        + (f", mean loss {s['loss']:.4f}" if np.isfinite(s["loss"]) else "")
     )
     return 0
