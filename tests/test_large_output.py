@@ -520,3 +520,20 @@ def test_loss_errors():
         negative_sampling_loss(h, W, b, y, num_sampled=4, sampler=s, sampled=s.sample(3))
     with pytest.raises(ValueError, match="target must lie"):
         full_softmax_loss(h, W, b, y + 7)
+
+
+@given(st.integers(1, 6), st.integers(1, 12), st.integers(1, 4), st.floats(1e-3, 1e3),
+       st.integers(0, 2**31))
+def test_hypothesis_sampled_all_uniform_equals_full(n, v, d, scale, seed):
+    rng = np.random.default_rng(seed)
+    h, W, b = rng.normal(size=(n, d)) * scale, rng.normal(size=(v, d)), rng.normal(size=v) * scale
+    y = rng.integers(0, v, n)
+    full = full_softmax_loss(h, W, b, y, reduction="none", return_grad=True)
+    res = sampled_softmax_loss(h, W, b, y, num_sampled=v, sampler=UniformSampler(v), rng=seed,
+                               reduction="none", return_grad=True)
+    np.testing.assert_allclose(res.loss, full.loss, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(res.dh, full.dh, rtol=1e-7, atol=1e-9 * scale)
+    for fn in (nce_loss, negative_sampling_loss):
+        out = fn(h, W, b, y, num_sampled=min(v, 3), sampler=UniformSampler(v), rng=seed,
+                 reduction="none", return_grad=True)
+        assert np.all(out.loss >= 0) and np.all(np.isfinite(out.dh))

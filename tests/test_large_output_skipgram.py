@@ -68,7 +68,8 @@ def run_kernel(mode_name, syn0, syn1, bias, sent, alpha, tree=None, alias=None, 
     ids = np.asarray(sent, dtype=np.int32)
     starts = np.array([0, len(sent)], dtype=np.int64)
     return K.train_job(ids, starts, np.ones(v), syn0, syn1, bias, mode, 1, alpha, offsets,
-                       codes, paths, alias_prob, alias_arr, log_kq, neg, 7, True)
+                       codes, paths, alias_prob, alias_arr, log_kq, neg, 7, True,
+                       np.zeros(1, np.uint8))
 
 
 @pytest.mark.parametrize("layer", OUTPUT_LAYERS)
@@ -149,6 +150,8 @@ def test_training_improves_heldout_likelihood(layer):
     trained = train_skipgram(TRAIN, epochs=3, alpha=0.05, **kw)
     ll0 = heldout_log_likelihood(untrained, HELDOUT)
     ll1 = heldout_log_likelihood(trained, HELDOUT)
+    sub = heldout_log_likelihood(trained, HELDOUT, max_pairs=2000, rng=0)
+    assert sub == pytest.approx(ll1, abs=0.15)  # a random subset of the pairs
     assert np.isfinite(ll1) and trained.stats["pairs"] > 0
     assert ll1 > ll0 + 0.1, (ll0, ll1)
     # The model's distribution is normalised, whatever the layer.
@@ -179,6 +182,12 @@ def test_time_budget_stops_training():
     m = train_skipgram(TRAIN * 20, dim=8, epochs=50, min_count=1, threads=1, rng=0,
                        batch_words=200, max_seconds=0.3)
     assert m.stats["words"] < 50 * sum(map(len, TRAIN * 20))
+    # One huge job of the O(V) softmax is cut short between sentences.
+    rng = np.random.default_rng(0)
+    sents = [[f"w{i}" for i in rng.integers(0, 3000, 20)] for _ in range(2000)]
+    big = train_skipgram(sents, dim=64, epochs=1, min_count=1, threads=2, rng=0,
+                         output_layer="softmax", batch_words=10**6, max_seconds=0.5)
+    assert big.stats["seconds"] < 5.0 and 0 < big.stats["words"] < 40_000
 
 
 def test_word2vec_format_loads_in_gensim(tmp_path):

@@ -163,14 +163,15 @@ def _pair(mode, v_in, target, syn1, bias, neu1e, alpha, offsets, codes, paths,
 @njit(cache=True, nogil=True)
 def train_job(ids, sent_starts, keep_prob, syn0, syn1, bias, mode, window, alpha,
               offsets, codes, paths, alias_prob, alias, log_kq, num_neg, seed,
-              with_loss):  # pragma: no cover
+              with_loss, stop):  # pragma: no cover
     """Train on the sentences ``ids[sent_starts[i]:sent_starts[i + 1]]`` of one job.
 
     For each sentence: subsample (word ``w`` kept with probability ``keep_prob[w]``),
     then for each position a reduced window ``b`` in ``[1, window]`` drawn uniformly and
     every pair (context word, centre word) within it: the context word's vector is the
     input, the centre word the target (word2vec's orientation). Returns
-    ``(raw words, pairs trained, summed loss)`` (the loss of the softmax layers is always
+    ``(raw words, pairs trained, summed loss)``; a job stops early, between sentences,
+    once another thread sets ``stop[0]`` (a time budget ran out). The loss of the softmax layers is always
     computed; the logistic layers compute it only ``with_loss``).
     """
     state = np.empty(1, dtype=np.uint64)
@@ -186,7 +187,11 @@ def train_job(ids, sent_starts, keep_prob, syn0, syn1, bias, mode, window, alpha
     sent = np.empty(longest, dtype=np.int64)
     n_pairs = 0
     loss = 0.0
+    words = 0
     for i in range(sent_starts.shape[0] - 1):
+        if stop[0]:
+            break
+        words += sent_starts[i + 1] - sent_starts[i]
         n = 0
         for p in range(sent_starts[i], sent_starts[i + 1]):
             w = ids[p]
@@ -208,4 +213,4 @@ def train_job(ids, sent_starts, keep_prob, syn0, syn1, bias, mode, window, alpha
                               with_loss)
                 _axpy(np.float32(1.0), neu1e, v_in)
                 n_pairs += 1
-    return sent_starts[-1] - sent_starts[0], n_pairs, loss
+    return words, n_pairs, loss

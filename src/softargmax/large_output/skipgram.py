@@ -252,7 +252,8 @@ def train_skipgram(
     max_seconds : float, optional
         A time budget: the learning-rate schedule runs on the larger of the fraction of
         words and the fraction of time spent, and training stops when either reaches 1
-        (for comparisons at equal training time).
+        (running jobs end after their current sentence), for comparisons at equal
+        training time.
     rng : int or numpy.random.Generator, optional
         Seed for the initial vectors and for every job's random stream.
     progress : bool
@@ -362,6 +363,7 @@ def train_skipgram(
             frac = max(frac, (time.perf_counter() - t0) / budget)
         return frac
 
+    stop = np.zeros(1, dtype=np.uint8)  # set when the time budget runs out: jobs end early
     pending: set[Future[Any]] = set()
     job_iter = iter(enumerate(jobs))
     with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -378,12 +380,16 @@ def train_skipgram(
                 pending.add(pool.submit(
                     K.train_job, ids, starts[a : b + 1], keep_prob, vectors, output, bias, mode,
                     window, lr, offsets, codes, paths, alias_prob, alias, log_kq, negative,
-                    int(seeds[k]), bool(compute_loss),
+                    int(seeds[k]), bool(compute_loss), stop,
                 ))
                 submitted += int(starts[b] - starts[a])
             if not pending:
                 break
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            timeout = None if budget is None else max(budget - (time.perf_counter() - t0), 0.0)
+            finished, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            if budget is not None and time.perf_counter() - t0 >= budget:
+                stop[0] = 1
+                exhausted = True
             for fut in finished:
                 w, n_pairs, loss = fut.result()
                 done_words += int(w)
