@@ -41,6 +41,15 @@ class LossGrad(NamedTuple):
         Gradient with respect to those rows, shape ``(len(rows), D)``.
     db : ndarray or None
         Gradient with respect to the biases of those rows (``None`` without biases).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softargmax.large_output.losses import full_softmax_loss
+    >>> res = full_softmax_loss(np.zeros((1, 2)), np.ones((3, 2)), np.zeros(3), [1],
+    ...                         return_grad=True)
+    >>> round(res.loss, 6), res.rows, res.db
+    (1.098612, array([0, 1, 2]), array([ 0.33333333, -0.66666667,  0.33333333]))
     """
 
     loss: Any

@@ -27,6 +27,12 @@ def gensim_questions_words() -> Path:
     """Path of ``questions-words.txt`` (19,544 analogies) shipped in gensim's wheel.
 
     Found without importing gensim; an OSError if gensim is not installed.
+
+    Examples
+    --------
+    >>> from softargmax.large_output.evaluate import gensim_questions_words
+    >>> gensim_questions_words().name  # doctest: +SKIP
+    'questions-words.txt'
     """
     spec = importlib.util.find_spec("gensim")
     if spec is None or not spec.submodule_search_locations:
@@ -42,7 +48,15 @@ def gensim_questions_words() -> Path:
 def load_analogies(path: str | os.PathLike[str] | None = None) -> list[tuple[str, list[tuple[str, ...]]]]:
     """Read an analogy file in word2vec's format: ``: section`` lines, then ``a b c d`` lines.
 
-    Words are lowercased. Returns ``[(section, [(a, b, c, d), ...]), ...]``.
+    Words are lowercased. Returns ``[(section, [(a, b, c, d), ...]), ...]``; the default
+    is gensim's file.
+
+    Examples
+    --------
+    >>> from softargmax.large_output.evaluate import load_analogies
+    >>> sections = load_analogies()  # doctest: +SKIP
+    >>> sections[0][0], sections[0][1][0]  # doctest: +SKIP
+    ('capital-common-countries', ('athens', 'greece', 'baghdad', 'iraq'))
     """
     p = gensim_questions_words() if path is None else Path(path)
     sections: list[tuple[str, list[tuple[str, ...]]]] = []
@@ -67,7 +81,14 @@ class AnalogyResult:
     """Accuracy of 3CosAdd analogies: overall and per section.
 
     ``accuracy`` is correct / evaluated; questions with a word outside the (restricted)
-    vocabulary are skipped and counted in ``skipped``.
+    vocabulary are skipped and counted in ``skipped``; ``sections`` maps each section
+    to (correct, evaluated).
+
+    Examples
+    --------
+    >>> from softargmax.large_output.evaluate import AnalogyResult
+    >>> AnalogyResult(0.5, 1, 2, 0, {"s": (1, 2)}).accuracy
+    0.5
     """
 
     accuracy: float
@@ -167,6 +188,14 @@ def context_pairs(ids: np.ndarray, starts: np.ndarray, window: int) -> tuple[np.
 
     ``ids`` and ``starts`` are as :meth:`Vocabulary.encode` returns them. The input is the
     context word and the target the centre word, the orientation of the trainer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softargmax.large_output.evaluate import context_pairs
+    >>> x, y = context_pairs(np.array([7, 8, 9]), np.array([0, 3]), 1)
+    >>> x.tolist(), y.tolist()
+    ([8, 9, 7, 8], [7, 8, 8, 9])
     """
     window = as_positive_int(window, "window")
     xs: list[np.ndarray] = []
@@ -200,6 +229,15 @@ def heldout_log_likelihood(
     trained with different output layers are compared on one exact scale. Words outside
     the model's vocabulary are dropped first. With ``max_pairs``, a uniform random subset
     of that many pairs (drawn with ``rng``) is scored: the full softmax costs O(V D) a pair.
+
+    Examples
+    --------
+    >>> from softargmax.large_output.skipgram import train_skipgram
+    >>> from softargmax.large_output.evaluate import heldout_log_likelihood
+    >>> text = [["a", "b", "c", "d"], ["a", "b", "d", "c"]] * 30
+    >>> m0 = train_skipgram(text, dim=4, epochs=0, min_count=1, window=1, rng=0)
+    >>> round(heldout_log_likelihood(m0, text[:2]), 4)  # untrained: uniform, -log 4
+    -1.3863
     """
     ids, starts = model.vocab.encode(sentences)
     x, y = context_pairs(ids, starts, model.window if window is None else window)

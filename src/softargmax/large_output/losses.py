@@ -46,6 +46,7 @@ from ._common import (
 from .samplers import CandidateSample, Sampler
 
 __all__ = [
+    "LossGrad",
     "full_softmax_loss",
     "negative_sampling_loss",
     "nce_loss",

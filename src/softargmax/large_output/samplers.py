@@ -37,6 +37,13 @@ class CandidateSample(NamedTuple):
         The number of draws it took (``S`` without ``unique``).
     unique : bool
         Whether the candidates are distinct.
+
+    Examples
+    --------
+    >>> from softargmax.large_output.samplers import UniformSampler
+    >>> draw = UniformSampler(10).sample(3, unique=True, rng=0)
+    >>> len(set(draw.candidates.tolist())), draw.unique
+    (3, True)
     """
 
     candidates: np.ndarray
@@ -48,7 +55,16 @@ class CandidateSample(NamedTuple):
 class Sampler:
     """Base class: a fixed proposal distribution over ``V`` classes.
 
-    Subclasses implement :meth:`_draw` (i.i.d. draws) and :meth:`log_prob`.
+    Subclasses implement :meth:`_draw` (i.i.d. draws) and :meth:`log_prob`; the base
+    class gives :meth:`prob`, :meth:`expected_count` and :meth:`sample` (with and
+    without replacement).
+
+    Examples
+    --------
+    >>> from softargmax.large_output.samplers import LogUniformSampler, Sampler
+    >>> s = LogUniformSampler(100)
+    >>> isinstance(s, Sampler), s.expected_count([0], 10).round(4)
+    (True, array([1.5019]))
     """
 
     num_classes: int

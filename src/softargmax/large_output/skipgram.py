@@ -32,11 +32,9 @@ from .huffman import HuffmanTree
 from .samplers import UnigramSampler
 
 __all__ = [
-    "OUTPUT_LAYERS",
     "SkipGramModel",
     "Vocabulary",
     "iter_sentences",
-    "register_cli",
     "tokenize",
     "train_skipgram",
 ]
@@ -62,6 +60,17 @@ def iter_sentences(path: str | os.PathLike[str]) -> Iterator[list[str]]:
     """The sentences of a text file: one per non-empty line, tokenised by :func:`tokenize`.
 
     Lines longer than 10,000 tokens are cut into pieces of that length (as gensim does).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from softargmax.large_output.skipgram import iter_sentences
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "c.txt")
+    ...     with open(path, "w") as fh:
+    ...         _ = fh.write("To be, or not to be." + chr(10) * 2 + "That is the question.")
+    ...     list(iter_sentences(path))
+    [['to', 'be', 'or', 'not', 'to', 'be'], ['that', 'is', 'the', 'question']]
     """
     p = Path(path)
     if not p.is_file():
@@ -140,6 +149,16 @@ class SkipGramModel:
         ``words`` (raw corpus words processed), ``pairs`` (trained examples),
         ``seconds``, ``words_per_second``, ``loss`` (mean training loss per pair; NaN
         when not computed).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from softargmax.large_output.skipgram import train_skipgram
+    >>> m = train_skipgram([["a", "b", "c", "a"]] * 20, dim=4, epochs=1, min_count=1,
+    ...                    output_layer="sampled", threads=1, rng=0)
+    >>> p = np.exp(m.log_prob([0, 0, 0], [0, 1, 2]))  # normalised over the 3 words
+    >>> round(float(p.sum()), 6)
+    1.0
     """
 
     vocab: Vocabulary
