@@ -159,7 +159,7 @@ def _scaling_row(v: int, rng: np.random.Generator, n: int, d: int, s: int) -> di
                  "mean_depth": float(np.dot(tree.depths, counts) / counts.sum()),
                  "max_depth": tree.max_depth}
     for name, fn in fns.items():
-        row[name] = _median_time(fn, 15 if v < 10**6 else 3) / n * 1e6  # us per example
+        row[name] = _median_time(fn, 15 if v < 10**6 else 7, budget=6.0) / n * 1e6  # us per example
     print(f"V={v:>8d}  " + "  ".join(f"{k} {row[k]:9.2f}" for k in fns)
           + f"   (us/example; mean code length {row['mean_depth']:.1f})", flush=True)
     return row
