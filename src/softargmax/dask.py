@@ -24,6 +24,7 @@ import numpy as np
 from . import streaming as _st
 from ._validation import (
     Scale,
+    check_implementation,
     float_input,
     normalize_axis,
     resolve_scale,
@@ -55,12 +56,12 @@ def _unpack(packed: np.ndarray) -> _st._State:
 # --------------------------------------------------------------------------- block functions
 def _block_state(
     x: np.ndarray, *extra: np.ndarray, axes: tuple[int, ...], scale: Scale, has_mask: bool,
-    has_b: bool, work_dtype: Any, state_dtype: Any,
+    has_b: bool, work_dtype: Any, state_dtype: Any, implementation: str,
 ) -> np.ndarray:
     mask = extra[0] if has_mask else None
     b = extra[int(has_mask)] if has_b else None
     x = np.asarray(x, dtype=work_dtype)
-    return _pack(_st._block_state(x, axes, scale, mask, b, state_dtype))
+    return _pack(_st._block_state(x, axes, scale, mask, b, state_dtype, implementation))
 
 
 def _merge_blocks(packed: np.ndarray, axis: tuple[int, ...], keepdims: bool, scale: Scale) -> np.ndarray:
@@ -69,23 +70,24 @@ def _merge_blocks(packed: np.ndarray, axis: tuple[int, ...], keepdims: bool, sca
 
 
 def _normalise_block(
-    x: np.ndarray, packed: np.ndarray, *extra: np.ndarray, name: str, scale: Scale,
-    work_dtype: Any, state_dtype: Any, dtype: Any,
+    x: np.ndarray, packed: np.ndarray, *extra: np.ndarray, name: str, axes: tuple[int, ...],
+    scale: Scale, work_dtype: Any, state_dtype: Any, dtype: Any, implementation: str,
 ) -> np.ndarray:
     mask = extra[0] if extra else None
     x = np.asarray(x, dtype=work_dtype)
-    return _st._normalise(name, x, scale, mask, _unpack(packed), state_dtype).astype(dtype)
+    res = _st._normalise(name, x, axes, scale, mask, _unpack(packed), state_dtype, implementation)
+    return res.astype(dtype, copy=False)
 
 
-def _core_block(
+def _whole_block(
     x: np.ndarray, *extra: np.ndarray, name: str, axes: tuple[int, ...], scale: Scale,
-    implementation: str, dtype: Any,
+    work_dtype: Any, state_dtype: Any, dtype: Any, implementation: str,
 ) -> np.ndarray:
-    from . import core
-
+    """A block that holds whole distributions: normalised on its own, in one task."""
     mask = extra[0] if extra else None
-    res = core._distribution(name, x, axes, scale, mask, None, implementation)
-    return np.asarray(res).astype(dtype, copy=False)
+    x = np.asarray(x, dtype=work_dtype)
+    res = _st._softmax_block(name, x, axes, scale, mask, state_dtype, implementation)
+    return res.astype(dtype, copy=False)
 
 
 def _lse_block(packed: np.ndarray, *, scale: Scale, weighted: bool, part: str, dtype: Any) -> np.ndarray:
@@ -130,7 +132,7 @@ def _companion(a: Any, x: Any, name: str, kind: str) -> Any:
 
 def _states(
     x: Any, extra: list[Any], axes: tuple[int, ...], scale: Scale, has_mask: bool, has_b: bool,
-    work_dtype: Any, state_dtype: Any, split_every: Any,
+    work_dtype: Any, state_dtype: Any, split_every: Any, implementation: str,
 ) -> Any:
     """The merged (max, scaled sum) states: keepdims shape, one chunk along ``axes``."""
     import dask.array as da
@@ -139,7 +141,7 @@ def _states(
     chunks = tuple((1,) * x.numblocks[i] if i in axes else c for i, c in enumerate(x.chunks))
     per_block = da.map_blocks(
         partial(_block_state, axes=axes, scale=scale, has_mask=has_mask, has_b=has_b,
-                work_dtype=work_dtype, state_dtype=state_dtype),
+                work_dtype=work_dtype, state_dtype=state_dtype, implementation=implementation),
         x, *extra, chunks=chunks, dtype=packed, meta=_meta(x.ndim, packed),
         name="softargmax-state",
     )
@@ -169,19 +171,21 @@ def _distribution(
     if out is not None:
         msg = f"out must be None for Dask arrays (they are immutable), got {type(out).__name__}"
         raise TypeError(msg)
+    implementation = check_implementation(implementation)
     x = _dask_input(x)
     _, dtype, work_dtype = float_input(np, _meta(0, x.dtype), "x")
     axes = normalize_axis(axis, x.ndim)
     extra = [] if where is None else [_companion(where, x, "where", "bool")]
     meta = _meta(x.ndim, dtype)
-    if all(x.numblocks[i] == 1 for i in axes):
-        fn = partial(_core_block, name=name, axes=axes, scale=scale,
-                     implementation=implementation, dtype=dtype)
-        return da.map_blocks(fn, x, *extra, dtype=dtype, meta=meta, name=f"softargmax-{name}")
     state_dtype = _st._state_dtype(work_dtype)
-    states = _states(x, extra, axes, scale, bool(extra), False, work_dtype, state_dtype, split_every)
-    fn = partial(_normalise_block, name=name, scale=scale, work_dtype=work_dtype,
-                 state_dtype=state_dtype, dtype=dtype)
+    if all(x.numblocks[i] == 1 for i in axes):
+        fn = partial(_whole_block, name=name, axes=axes, scale=scale, work_dtype=work_dtype,
+                     state_dtype=state_dtype, dtype=dtype, implementation=implementation)
+        return da.map_blocks(fn, x, *extra, dtype=dtype, meta=meta, name=f"softargmax-{name}")
+    states = _states(x, extra, axes, scale, bool(extra), False, work_dtype, state_dtype,
+                     split_every, implementation)
+    fn = partial(_normalise_block, name=name, axes=axes, scale=scale, work_dtype=work_dtype,
+                 state_dtype=state_dtype, dtype=dtype, implementation=implementation)
     return da.map_blocks(fn, x, states, *extra, dtype=dtype, meta=meta, name=f"softargmax-{name}")
 
 
@@ -329,7 +333,7 @@ def _logsumexp(
     if b is not None:
         extra.append(b)
     states = _states(x, extra, axes, scale, where is not None, b is not None, work_dtype,
-                     state_dtype, split_every)
+                     state_dtype, split_every, "auto")
     meta = _meta(x.ndim, dtype)
     weighted = b is not None
     lse = da.map_blocks(

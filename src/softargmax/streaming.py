@@ -39,6 +39,7 @@ import numpy as np
 from . import _reference
 from ._validation import (
     Scale,
+    check_implementation,
     check_out,
     check_where,
     float_input,
@@ -109,19 +110,84 @@ def _signed_masked(x: Any, scale: Scale, mask: Any, b: Any) -> tuple[Any, Any, A
     return np.where(nan, -np.inf, y), nan, b
 
 
-def _block_state(x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, b: Any, dtype: Any) -> _State:
+def _use_kernel(implementation: str, work_dtype: Any, state_dtype: Any, has_b: bool) -> bool:
+    """Whether the numba kernels run this block: float32/float64 data, float64 state, no ``b``."""
+    ok = np.dtype(work_dtype) in (np.float32, np.float64) and np.dtype(state_dtype) == np.float64 and not has_b
+    if implementation == "numba" and not ok:
+        msg = f"implementation='numba' needs float32/float64 data without b, got {np.dtype(work_dtype)}"
+        raise ValueError(msg)
+    return ok and implementation != "reference"
+
+
+def _kernel_scale(scale: Scale) -> tuple[bool, int, float]:
+    if scale.temperature is not None:
+        return scale.sign < 0, 2, float(scale.temperature)
+    if scale.beta is not None:
+        return scale.sign < 0, 1, float(scale.beta)
+    return scale.sign < 0, 0, 1.0
+
+
+def _as_rows(a: Any, axes: tuple[int, ...], dtype: Any = None) -> np.ndarray:
+    """``a`` with ``axes`` moved last, as a C-contiguous (rows, entries) array."""
+    batch = [i for i in range(a.ndim) if i not in axes]
+    moved = np.moveaxis(a, batch + list(axes), range(a.ndim)) if axes and batch else a
+    k = math.prod(a.shape[i] for i in axes)
+    rows = math.prod(a.shape[i] for i in batch)
+    return np.ascontiguousarray(np.reshape(moved, (rows, k)), dtype=dtype)
+
+
+_NO_MASK = np.ones((1, 1), dtype=bool)
+
+
+def _kernel_state(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any) -> _State:
+    from ._kernels import streaming as kern
+
+    shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    x2 = _as_rows(x, axes)
+    rows = x2.shape[0]
+    out = _State(np.empty(rows), np.empty(rows), np.empty(rows), np.empty(rows, dtype=bool))
+    m2 = _NO_MASK if mask is None else _as_rows(mask, axes, bool)
+    kern.row_states(x2, m2, mask is not None, *_kernel_scale(scale), *out)
+    return _State(*(np.reshape(f, shape) for f in out))
+
+
+def _kernel_normalise(
+    name: str, x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, state: _State
+) -> np.ndarray:
+    from ._kernels import streaming as kern
+
+    x2 = _as_rows(x, axes)
+    rows = x2.shape[0]
+    batch = [i for i in range(x.ndim) if i not in axes]
+    st = [np.ascontiguousarray(np.broadcast_to(f, tuple(1 if i in axes else n for i, n in enumerate(x.shape))).reshape(rows)) for f in state]
+    m2 = _NO_MASK if mask is None else _as_rows(mask, axes, bool)
+    out2 = np.empty_like(x2)
+    kern.row_normalise(x2, m2, mask is not None, *_kernel_scale(scale), st[0], st[1], st[2], st[3],
+                       name == "log_softmax", out2)
+    moved_shape = tuple(x.shape[i] for i in batch) + tuple(x.shape[i] for i in axes)
+    res = np.reshape(out2, moved_shape)
+    return np.moveaxis(res, range(x.ndim), batch + list(axes)) if axes and batch else res
+
+
+def _block_state(
+    x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, b: Any, dtype: Any,
+    implementation: str = "auto",
+) -> _State:
     """The state of one block of data over ``axes`` (keepdims shapes), computed in ``dtype``.
 
     ``x`` and ``b`` (or None) are float arrays of one shape, ``mask`` a bool array of it or
     None. Uses the same error-free shift as :mod:`softargmax._reference`.
     """
     reduce = _reference._reduce
+    x = np.asarray(x)
+    shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+    if x.size == 0:
+        return _empty_state(shape, dtype)
+    if _use_kernel(implementation, x.dtype, dtype, b is not None):
+        return _kernel_state(x, axes, scale, mask)
     with np.errstate(all="ignore"):
         x = np.asarray(x, dtype=dtype)
         b = None if b is None else np.asarray(b, dtype=dtype)
-        shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-        if x.size == 0:
-            return _empty_state(shape, dtype)
         y, nan, b = _signed_masked(x, scale, mask, b)
         nan_row = reduce(np.any, nan, axes)
         m = reduce(np.max, y, axes)
@@ -225,9 +291,17 @@ def _state_logsumexp(state: _State, scale: Scale, weighted: bool) -> tuple[Any, 
 
 
 def _normalise(
-    name: str, x: Any, scale: Scale, mask: Any, state: _State, dtype: Any
+    name: str, x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, state: _State, dtype: Any,
+    implementation: str = "auto",
 ) -> Any:
-    """Pass two: softmax or log_softmax of a block given the (broadcastable) final state."""
+    """Pass two: softmax or log_softmax of a block given the (keepdims) final state.
+
+    Returns the working dtype of ``x`` (float32 or float64 on the kernel path, ``dtype``
+    on the NumPy path); the caller casts.
+    """
+    x = np.asarray(x)
+    if x.size and _use_kernel(implementation, x.dtype, dtype, False):
+        return _kernel_normalise(name, x, axes, scale, mask, state)
     with np.errstate(all="ignore"):
         x = np.asarray(x, dtype=dtype)
         y, _, _ = _signed_masked(x, scale, mask, None)
@@ -252,6 +326,15 @@ def _normalise(
             r = np.where(inf_row, inf_value, r)
         r = np.where(empty, empty_value, r)
         return np.where(state.nan, np.nan, r)
+
+
+def _softmax_block(
+    name: str, x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, dtype: Any,
+    implementation: str = "auto",
+) -> Any:
+    """softmax / log_softmax of a block that holds whole distributions: state, then normalise."""
+    state = _block_state(x, axes, scale, mask, None, dtype, implementation)
+    return _normalise(name, x, axes, scale, mask, state, dtype, implementation)
 
 
 # --------------------------------------------------------------------------- accumulator
@@ -551,7 +634,7 @@ class LogSumExpAccumulator:
         check_out(np, out, tuple(work.shape), dtype)
         keep = tuple(1 if i in axes else n for i, n in enumerate(work.shape))
         state = _State(*(np.reshape(f, keep) for f in self._state))
-        res = _normalise(name, work, self._scale, mask, state, self.dtype).astype(dtype)
+        res = _normalise(name, work, axes, self._scale, mask, state, self.dtype).astype(dtype)
         if out is None:
             return _scalar(res)
         out[...] = res
@@ -771,9 +854,9 @@ def _chunked_distribution(
     out: Any,
     chunk_size: Any,
     progress: bool,
+    implementation: str,
 ) -> Any:
-    from . import core
-
+    implementation = check_implementation(implementation)
     shape, dtype, work_dtype = _source_dtypes(source)
     axes = normalize_axis(axis, len(shape))
     mask = _Sliced(where, shape, "where", "bool")
@@ -785,14 +868,14 @@ def _chunked_distribution(
     state_dtype = _state_dtype(work_dtype)
     ndim = len(shape)
     if len(blocks) == 1:
-        # Whole distributions fit in one chunk: one pass, through the in-memory function.
+        # Whole distributions fit in one chunk: one pass.
         bar = _Progress(progress, len(bands), name)
         try:
             for band in bands:
                 idx = _index(ndim, axes, band, blocks[0])
                 x = _read(source, idx, work_dtype)
-                res = core._distribution(name, x, axes, scale, mask[idx], None, "auto")
-                _write(out, idx, np.asarray(res).astype(dtype, copy=False))
+                res = _softmax_block(name, x, axes, scale, mask[idx], state_dtype, implementation)
+                _write(out, idx, res.astype(dtype, copy=False))
                 bar.step()
         finally:
             bar.close()
@@ -803,13 +886,15 @@ def _chunked_distribution(
             state = _empty_state(_band_shape(shape, axes, band), state_dtype)
             for blk in blocks:  # pass one: accumulate
                 idx = _index(ndim, axes, band, blk)
-                part = _block_state(_read(source, idx, work_dtype), axes, scale, mask[idx], None, state_dtype)
+                x = _read(source, idx, work_dtype)
+                part = _block_state(x, axes, scale, mask[idx], None, state_dtype, implementation)
                 state = _merge(state, part, scale)
                 bar.step()
             for blk in blocks:  # pass two: normalise and write
                 idx = _index(ndim, axes, band, blk)
                 x = _read(source, idx, work_dtype)
-                _write(out, idx, _normalise(name, x, scale, mask[idx], state, state_dtype).astype(dtype))
+                res = _normalise(name, x, axes, scale, mask[idx], state, state_dtype, implementation)
+                _write(out, idx, res.astype(dtype, copy=False))
                 bar.step()
     finally:
         bar.close()
@@ -841,6 +926,8 @@ _CHUNKED_PARAMS = """
         its shape (read chunk by chunk).
     progress : bool, default False
         Show a ``tqdm`` progress bar over the chunks.
+    implementation : {"auto", "reference", "numba"}
+        Force the NumPy or the numba path for the chunks (for tests and benchmarks).
 """
 
 
@@ -855,6 +942,7 @@ def softmax_chunked(
     base: float | None = None,
     where: Any = None,
     progress: bool = False,
+    implementation: Literal["auto", "reference", "numba"] = "auto",
 ) -> Any:
     r"""Softmax of an array that need not fit in memory, chunk by chunk.
 
@@ -892,7 +980,9 @@ def softmax_chunked(
     array([3.2932044e-04, 1.7980287e-02, 9.8169041e-01], dtype=float32)
     """
     scale = resolve_scale(temperature, beta, base)
-    return _chunked_distribution("softmax", source, axis, scale, where, out, chunk_size, progress)
+    return _chunked_distribution(
+        "softmax", source, axis, scale, where, out, chunk_size, progress, implementation
+    )
 
 
 def log_softmax_chunked(
@@ -906,6 +996,7 @@ def log_softmax_chunked(
     base: float | None = None,
     where: Any = None,
     progress: bool = False,
+    implementation: Literal["auto", "reference", "numba"] = "auto",
 ) -> Any:
     r"""Log-softmax of an array that need not fit in memory, chunk by chunk.
 
@@ -924,7 +1015,9 @@ def log_softmax_chunked(
     array([-1.92883741e-22, -5.00000000e+01, -6.00000000e+01])
     """
     scale = resolve_scale(temperature, beta, base)
-    return _chunked_distribution("log_softmax", source, axis, scale, where, out, chunk_size, progress)
+    return _chunked_distribution(
+        "log_softmax", source, axis, scale, where, out, chunk_size, progress, implementation
+    )
 
 
 @overload
@@ -942,6 +1035,7 @@ def logsumexp_chunked(
     base: float | None = ...,
     where: Any = ...,
     progress: bool = ...,
+    implementation: Literal["auto", "reference", "numba"] = ...,
 ) -> Any: ...
 @overload
 def logsumexp_chunked(
@@ -958,6 +1052,7 @@ def logsumexp_chunked(
     base: float | None = ...,
     where: Any = ...,
     progress: bool = ...,
+    implementation: Literal["auto", "reference", "numba"] = ...,
 ) -> tuple[Any, Any]: ...
 def logsumexp_chunked(
     source: Any,
@@ -973,12 +1068,13 @@ def logsumexp_chunked(
     base: float | None = None,
     where: Any = None,
     progress: bool = False,
+    implementation: Literal["auto", "reference", "numba"] = "auto",
 ) -> Any:
     r"""``logsumexp`` of an array that need not fit in memory, in one pass over its chunks.
 
     Parameters
     ----------
-    source, chunk_size, temperature, beta, base, where, progress
+    source, chunk_size, temperature, beta, base, where, progress, implementation
         As in :func:`softmax_chunked`.
     axis : int, tuple of ints or None, default None
         Axes to reduce (all of them by default, as in :func:`softargmax.logsumexp`).
@@ -1008,6 +1104,7 @@ def logsumexp_chunked(
     1008.0063675676503
     """
     scale = resolve_scale(temperature, beta, base)
+    impl = check_implementation(implementation)
     shape, dtype, work_dtype = _source_dtypes(source)
     axes = normalize_axis(axis, len(shape))
     mask = _Sliced(where, shape, "where", "bool")
@@ -1031,7 +1128,8 @@ def logsumexp_chunked(
             for blk in blocks:
                 idx = _index(ndim, axes, band, blk)
                 part = _block_state(
-                    _read(source, idx, work_dtype), axes, scale, mask[idx], weights[idx], state_dtype
+                    _read(source, idx, work_dtype), axes, scale, mask[idx], weights[idx], state_dtype,
+                    impl,
                 )
                 state = _merge(state, part, scale)
                 bar.step()
