@@ -143,7 +143,7 @@ def _states(
         partial(_block_state, axes=axes, scale=scale, has_mask=has_mask, has_b=has_b,
                 work_dtype=work_dtype, state_dtype=state_dtype, implementation=implementation),
         x, *extra, chunks=chunks, dtype=packed, meta=_meta(x.ndim, packed),
-        name="softargmax-state",
+        token="softargmax-state",
     )
     if not axes:
         return per_block
@@ -181,12 +181,12 @@ def _distribution(
     if all(x.numblocks[i] == 1 for i in axes):
         fn = partial(_whole_block, name=name, axes=axes, scale=scale, work_dtype=work_dtype,
                      state_dtype=state_dtype, dtype=dtype, implementation=implementation)
-        return da.map_blocks(fn, x, *extra, dtype=dtype, meta=meta, name=f"softargmax-{name}")
+        return da.map_blocks(fn, x, *extra, dtype=dtype, meta=meta, token=f"softargmax-{name}")
     states = _states(x, extra, axes, scale, bool(extra), False, work_dtype, state_dtype,
                      split_every, implementation)
     fn = partial(_normalise_block, name=name, axes=axes, scale=scale, work_dtype=work_dtype,
                  state_dtype=state_dtype, dtype=dtype, implementation=implementation)
-    return da.map_blocks(fn, x, states, *extra, dtype=dtype, meta=meta, name=f"softargmax-{name}")
+    return da.map_blocks(fn, x, states, *extra, dtype=dtype, meta=meta, token=f"softargmax-{name}")
 
 
 _PARAMS = """
@@ -339,11 +339,11 @@ def _logsumexp(
     lse = da.map_blocks(
         partial(_lse_block, scale=scale, weighted=weighted, part="lse" if return_sign else "lse_nan",
                 dtype=dtype),
-        states, dtype=dtype, meta=meta, name="softargmax-logsumexp",
+        states, dtype=dtype, meta=meta, token="softargmax-logsumexp",
     )
     sign = da.map_blocks(
         partial(_lse_block, scale=scale, weighted=weighted, part="sign", dtype=dtype),
-        states, dtype=dtype, meta=meta, name="softargmax-logsumexp-sign",
+        states, dtype=dtype, meta=meta, token="softargmax-logsumexp-sign",
     ) if return_sign else None
     if not keepdims and axes:
         lse = da.squeeze(lse, axis=axes)
