@@ -396,3 +396,20 @@ def test_bad_input():
 
     with pytest.raises(AxisError):
         softmax_chunked(x, axis=2)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_kernel_equals_two_kernels(name, dtype):
+    """The one-read kernel for whole rows gives bit for bit what state + normalise give."""
+    from softargmax import streaming as s
+    from softargmax._validation import resolve_scale
+
+    x = adversarial((9, 40), dtype, seed=11)
+    mask = np.random.default_rng(12).random((9, 40)) < 0.85
+    for scale in (resolve_scale(), resolve_scale(temperature=3.0), resolve_scale(beta=-0.7)):
+        for m in (None, mask):
+            fused = s._softmax_block(name, x, (1,), scale, m, np.float64, "numba")
+            state = s._block_state(x, (1,), scale, m, None, np.float64, "numba")
+            two = s._normalise(name, x, (1,), scale, m, state, np.float64, "numba")
+            np.testing.assert_array_equal(fused, two)

@@ -158,15 +158,20 @@ def _kernel_normalise(
 
     x2 = _as_rows(x, axes)
     rows = x2.shape[0]
-    batch = [i for i in range(x.ndim) if i not in axes]
     st = [np.ascontiguousarray(np.broadcast_to(f, tuple(1 if i in axes else n for i, n in enumerate(x.shape))).reshape(rows)) for f in state]
     m2 = _NO_MASK if mask is None else _as_rows(mask, axes, bool)
     out2 = np.empty_like(x2)
     kern.row_normalise(x2, m2, mask is not None, *_kernel_scale(scale), st[0], st[1], st[2], st[3],
                        name == "log_softmax", out2)
-    moved_shape = tuple(x.shape[i] for i in batch) + tuple(x.shape[i] for i in axes)
+    return _from_rows(out2, x.shape, axes)
+
+
+def _from_rows(out2: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
+    """Undo :func:`_as_rows`: a (rows, entries) result back to ``shape``."""
+    batch = [i for i in range(len(shape)) if i not in axes]
+    moved_shape = tuple(shape[i] for i in batch) + tuple(shape[i] for i in axes)
     res = np.reshape(out2, moved_shape)
-    return np.moveaxis(res, range(x.ndim), batch + list(axes)) if axes and batch else res
+    return np.moveaxis(res, range(len(shape)), batch + list(axes)) if axes and batch else res
 
 
 def _block_state(
@@ -325,14 +330,27 @@ def _normalise(
         if inf_row.any():
             r = np.where(inf_row, inf_value, r)
         r = np.where(empty, empty_value, r)
-        return np.where(state.nan, np.nan, r)
+        r = np.where(state.nan, np.nan, r)
+        # excluded entries stay structural zeros (-inf) even in a NaN row
+        return r if mask is None else np.where(mask, r, empty_value)
 
 
 def _softmax_block(
     name: str, x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, dtype: Any,
     implementation: str = "auto",
 ) -> Any:
-    """softmax / log_softmax of a block that holds whole distributions: state, then normalise."""
+    """softmax / log_softmax of a block that holds whole distributions: state, then normalise
+    (fused into one kernel, one ``exp`` per entry, on the numba path)."""
+    x = np.asarray(x)
+    if x.size and _use_kernel(implementation, x.dtype, dtype, False):
+        from ._kernels import streaming as kern
+
+        x2 = _as_rows(x, axes)
+        m2 = _NO_MASK if mask is None else _as_rows(mask, axes, bool)
+        out2 = np.empty_like(x2)
+        nblocks = 8 * kern.nb.get_num_threads()
+        kern.row_softmax(x2, m2, mask is not None, *_kernel_scale(scale), name == "log_softmax", out2, nblocks)
+        return _from_rows(out2, x.shape, axes)
     state = _block_state(x, axes, scale, mask, None, dtype, implementation)
     return _normalise(name, x, axes, scale, mask, state, dtype, implementation)
 

@@ -144,9 +144,9 @@ def row_normalise(x, mask, use_mask, neg, mode, factor, m, n0, rest, nan, log, o
     rows, k = x.shape
     for i in prange(rows):
         mi = m[i]
-        if nan[i]:
+        if nan[i]:  # excluded entries stay structural zeros even in a NaN row
             for j in range(k):
-                out[i, j] = np.nan
+                out[i, j] = (-np.inf if log else 0.0) if use_mask and not mask[i, j] else np.nan
             continue
         if mi == np.inf:
             p_inf = -math.log(n0[i]) if log else 1.0 / n0[i]
@@ -177,3 +177,89 @@ def row_normalise(x, mask, use_mask, neg, mode, factor, m, n0, rest, nan, log, o
             else:
                 e = math.exp(z_hi)
                 out[i, j] = (e + e * z_lo) / s
+
+
+_ROWS_SIGS = [
+    nb.types.void(_ro(t, 2), _ro(_B, 2), _B, _B, nb.types.int64, _F64, _B, _rw(t, 2), nb.types.int64)
+    for t in (nb.types.float32, nb.types.float64)
+]
+
+
+@nb.njit(_ROWS_SIGS, cache=True, parallel=True)
+def row_softmax(x, mask, use_mask, neg, mode, factor, log, out, nblocks):  # type: ignore[no-untyped-def]
+    """softmax or log_softmax of whole rows in one read: the state and the output share
+    one ``exp`` per entry (kept in a float64 scratch row); equal to :func:`row_states`
+    followed by :func:`row_normalise`. Rows are split in ``nblocks`` contiguous groups
+    (a few per thread), each with its scratch rows."""
+    rows, k = x.shape
+    nblocks = max(1, min(rows, nblocks))
+    for blk in prange(nblocks):
+        z_hi_row = np.empty(k)
+        z_lo_row = np.empty(k)
+        for i in range(blk * rows // nblocks, (blk + 1) * rows // nblocks):
+            m = -np.inf
+            nan = False
+            for j in range(k):
+                if use_mask and not mask[i, j]:
+                    continue
+                y = np.float64(x[i, j])
+                if neg:
+                    y = -y
+                if y != y:
+                    nan = True
+                    break
+                if y > m:
+                    m = y
+            if nan:
+                for j in range(k):
+                    out[i, j] = (-np.inf if log else 0.0) if use_mask and not mask[i, j] else np.nan
+                continue
+            if m == np.inf:
+                n_inf = 0.0
+                for j in range(k):
+                    y = np.float64(x[i, j])
+                    if neg:
+                        y = -y
+                    if y == np.inf and not (use_mask and not mask[i, j]):
+                        n_inf += 1.0
+                p_inf = -math.log(n_inf) if log else 1.0 / n_inf
+                for j in range(k):
+                    y = np.float64(x[i, j])
+                    if neg:
+                        y = -y
+                    hit = y == np.inf and not (use_mask and not mask[i, j])
+                    out[i, j] = p_inf if hit else (-np.inf if log else 0.0)
+                continue
+            if m == -np.inf:
+                for j in range(k):
+                    out[i, j] = -np.inf if log else 0.0
+                continue
+            n0 = 0.0
+            rest = 0.0
+            for j in range(k):
+                if use_mask and not mask[i, j]:
+                    z_hi_row[j] = -np.inf
+                    z_lo_row[j] = 0.0
+                    continue
+                y = np.float64(x[i, j])
+                if neg:
+                    y = -y
+                z_hi, z_lo = _shift(y, m, mode, factor)
+                if z_hi == 0.0 and z_lo == 0.0:
+                    n0 += 1.0
+                    e = 1.0
+                else:
+                    e = math.exp(z_hi)
+                    e = e + e * z_lo
+                    rest += e
+                z_hi_row[j] = z_hi
+                z_lo_row[j] = e if not log else z_lo
+            if log:
+                s_m1 = (n0 - 1.0) + rest
+                log_s = math.log1p(s_m1) if abs(s_m1) < 0.5 else math.log(n0 + rest)
+                for j in range(k):
+                    out[i, j] = (z_hi_row[j] - log_s) + z_lo_row[j]
+            else:
+                s = n0 + rest
+                for j in range(k):
+                    out[i, j] = z_lo_row[j] / s if z_hi_row[j] > -np.inf else 0.0
