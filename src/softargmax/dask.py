@@ -16,6 +16,8 @@ array; nothing is computed before ``.compute()``. The edge semantics are those o
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from functools import partial
 from typing import Any, Literal, overload
 
@@ -54,6 +56,23 @@ def _unpack(packed: np.ndarray) -> _st._State:
 
 
 # --------------------------------------------------------------------------- block functions
+@contextlib.contextmanager
+def _one_thread(implementation: str) -> Iterator[None]:
+    """Run the numba kernels on one thread in a task: Dask already runs one task per
+    thread, and numba's thread count is set per calling thread."""
+    if implementation == "reference":
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
 def _block_state(
     x: np.ndarray, *extra: np.ndarray, axes: tuple[int, ...], scale: Scale, has_mask: bool,
     has_b: bool, work_dtype: Any, state_dtype: Any, implementation: str,
@@ -61,7 +80,8 @@ def _block_state(
     mask = extra[0] if has_mask else None
     b = extra[int(has_mask)] if has_b else None
     x = np.asarray(x, dtype=work_dtype)
-    return _pack(_st._block_state(x, axes, scale, mask, b, state_dtype, implementation))
+    with _one_thread(implementation):
+        return _pack(_st._block_state(x, axes, scale, mask, b, state_dtype, implementation))
 
 
 def _merge_blocks(packed: np.ndarray, axis: tuple[int, ...], keepdims: bool, scale: Scale) -> np.ndarray:
@@ -75,7 +95,8 @@ def _normalise_block(
 ) -> np.ndarray:
     mask = extra[0] if extra else None
     x = np.asarray(x, dtype=work_dtype)
-    res = _st._normalise(name, x, axes, scale, mask, _unpack(packed), state_dtype, implementation)
+    with _one_thread(implementation):
+        res = _st._normalise(name, x, axes, scale, mask, _unpack(packed), state_dtype, implementation)
     return res.astype(dtype, copy=False)
 
 
@@ -86,7 +107,8 @@ def _whole_block(
     """A block that holds whole distributions: normalised on its own, in one task."""
     mask = extra[0] if extra else None
     x = np.asarray(x, dtype=work_dtype)
-    res = _st._softmax_block(name, x, axes, scale, mask, state_dtype, implementation)
+    with _one_thread(implementation):
+        res = _st._softmax_block(name, x, axes, scale, mask, state_dtype, implementation)
     return res.astype(dtype, copy=False)
 
 
