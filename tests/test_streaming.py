@@ -329,6 +329,12 @@ def test_memmap_in_and_out(tmp_path):
     del out
     assert_same(np.load(tmp_path / "p.npy"), want, np.float32)
     np.testing.assert_array_equal(np.asarray(src), x)
+    # a boolean memmap as the mask, read chunk by chunk
+    mask = np.random.default_rng(10).random(x.shape) < 0.9
+    np.save(tmp_path / "m.npy", mask)
+    m = np.load(tmp_path / "m.npy", mmap_mode="r")
+    got = log_softmax_chunked(src, axis=1, where=m, chunk_size=(64, 7))
+    assert_same(got, core.log_softmax(x, axis=1, where=mask), np.float32)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")

@@ -732,8 +732,9 @@ class _Sliced:
     def __getitem__(self, idx: tuple[slice, ...]) -> Any:
         if self.a is None:
             return None
-        block = np.asarray(self.a[idx])
-        _release(self.a)
+        view = self.a[idx]
+        block = np.array(view) if isinstance(view, np.memmap) else np.asarray(view)
+        _release(view)
         return block
 
 
