@@ -26,7 +26,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from . import _reference
-from ._backend import get_namespace, is_numpy, select_path
+from ._backend import get_namespace, is_dask_array, is_numpy, select_path
 from ._validation import (
     Scale,
     check_out,
@@ -81,6 +81,10 @@ def _distribution(
     out: Any,
     implementation: str,
 ) -> Array:
+    if is_dask_array(x) or is_dask_array(where):
+        from . import dask as _dask
+
+        return _dask._distribution(name, x, axis, scale, where, out, implementation)
     xp, work, dtype, axes, mask = _prepare(x, axis, where)
     check_out(xp, out, tuple(work.shape), dtype)
     kernel = select_path(name, implementation, xp, int(np.prod(work.shape)))
@@ -346,6 +350,12 @@ def logsumexp(
     (1.5413248546129181, -1.0)
     """
     scale = resolve_scale(temperature, beta, base)
+    if is_dask_array(x) or is_dask_array(b) or is_dask_array(where):
+        from . import dask as _dask
+
+        return _dask._logsumexp(
+            x, axis, scale, b=b, keepdims=keepdims, return_sign=return_sign, where=where
+        )
     xp, (x, b, where) = get_namespace(x, b, where)
     work, dtype, _ = float_input(xp, x)
     if b is not None:
