@@ -8,6 +8,12 @@ from .boltzmann import Boltzmann
 from .core import hardmax, log_softmax, logsumexp, softmax, softmin
 from .grad import log_softmax_vjp, softmax_jacobian, softmax_jvp, softmax_vjp
 from .sampling import filter_logits, gumbel_max, gumbel_softmax, sample_logits
+from .streaming import (
+    LogSumExpAccumulator,
+    log_softmax_chunked,
+    logsumexp_chunked,
+    softmax_chunked,
+)
 
 __version__ = "0.1.0"
 
@@ -30,4 +36,9 @@ __all__ = [
     "gumbel_max",
     "gumbel_softmax",
     "sample_logits",
+    # streaming
+    "LogSumExpAccumulator",
+    "log_softmax_chunked",
+    "logsumexp_chunked",
+    "softmax_chunked",
 ]
