@@ -20,6 +20,7 @@ sparsemax and 1.5-entmax, by bisection restricted to the buffer for other alpha)
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -41,7 +42,7 @@ def _threshold(buf: np.ndarray, n: int, kind: int, alpha: float, n_iter: int, lb
     ``lb`` is a lower bound of the answer with ``f(lb) >= 1`` when the set holds its
     maximum; the result is never below ``lb``.
     """
-    if kind == SPARSEMAX or kind == ENTMAX15:
+    if kind != BISECT:
         b = buf[:n]
         b.sort()
         tau = lb
@@ -72,23 +73,26 @@ def _threshold(buf: np.ndarray, n: int, kind: int, alpha: float, n_iter: int, lb
                 else:
                     break
         return max(tau, lb)
-    # alpha-entmax: bisection on [lb, max - n**(1 - alpha)].
+    # alpha-entmax: bisection on [lb, max - n**(1 - alpha)] over the sorted set, each
+    # step visiting only the entries above the midpoint.
+    b = buf[:n]
+    b.sort()
     inv = 1.0 / (alpha - 1.0)
-    top = -np.inf
-    for j in range(n):
-        top = max(top, buf[j])
     lo = lb
-    dm = (top - (1.0 / n) ** (alpha - 1.0)) - lo
+    dm = (b[n - 1] - (1.0 / n) ** (alpha - 1.0)) - lo
     if not dm > 0.0:  # the set lacks the row's maximum: no better bound yet
         return lo
     for _ in range(n_iter):
         dm *= 0.5
         tm = lo + dm
         f = 0.0
-        for j in range(n):
-            u = buf[j] - tm
-            if u > 0.0:
-                f += u**inv
+        for j in range(n - 1, -1, -1):
+            u = b[j] - tm
+            if not u > 0.0:
+                break
+            f += u**inv
+            if f >= 1.0:
+                break
         if f >= 1.0:
             lo = tm
     return lo
@@ -184,7 +188,7 @@ def _row(x: np.ndarray, mask: np.ndarray, has_mask: bool, kind: int, alpha: floa
             out[i] = 0.0
 
 
-def _sig_forward(dt: types.Float) -> types.Signature:
+def _sig_forward(dt: types.Float) -> Any:
     ro = types.Array(dt, 2, "C", readonly=True)
     m = types.Array(types.boolean, 2, "C", readonly=True)
     return types.void(ro, m, types.boolean, types.int64, types.float64, types.int64,
@@ -210,15 +214,12 @@ def forward(x: np.ndarray, mask: np.ndarray | None, name: str, alpha: float = 2.
     out = np.empty(x.shape, dtype=x.dtype)
     if x.size == 0:
         return out
-    if mask is None:
-        m = np.ones((1, 1), dtype=np.bool_)
-    else:
-        m = np.ascontiguousarray(mask)
+    m = np.ones((1, 1), dtype=np.bool_) if mask is None else np.ascontiguousarray(mask)
     _forward(x, m, mask is not None, kind, float(alpha), int(n_iter), out)
     return out
 
 
-def _sig_vjp(dt: types.Float) -> types.Signature:
+def _sig_vjp(dt: types.Float) -> Any:
     ro = types.Array(dt, 2, "C", readonly=True)
     return types.void(ro, ro, types.int64, types.float64, types.Array(dt, 2, "C"))
 
