@@ -21,11 +21,11 @@ The edge semantics are those of :func:`softargmax.softmax`:
 ======================  ==================================================================
 input                   result
 ======================  ==================================================================
-``where=False`` entry   probability exactly 0, ignored (even if NaN)
+``where=False`` entry   probability exactly 0, ignored (even if NaN), 0 even in a NaN row
 ``x = -inf``            the same as excluded
 all entries excluded    zeros (never NaN)
 ``x = +inf`` entries    they share the mass equally, the rest get 0 (the limit)
-a NaN                   the whole distribution (only that one) is NaN
+a NaN                   the whole distribution (only that one) is NaN, but for excluded entries
 integers, bools         computed and returned in the default float (float64 for NumPy)
 float16, bfloat16       computed in float32 (float64 inside), returned in their own dtype
 ======================  ==================================================================
@@ -195,7 +195,8 @@ def _reference_rows(xp: Any, x: Any, mask: Any, name: str, alpha: float, n_iter:
     safe_n = xp.where(n_inf > 0, n_inf, xp.ones_like(n_inf))
     p = xp.where(inf_row, xp.astype(at_inf, x.dtype) / safe_n, p)
     p = xp.where(empty_row, zero, p)
-    return xp.where(nan_row, xp.full_like(x, math.nan), p)
+    p = xp.where(nan_row, xp.full_like(x, math.nan), p)
+    return p if mask is None else xp.where(mask, p, zero)  # 0 even in a NaN row
 
 
 def _map(
@@ -412,7 +413,7 @@ def _reference_vjp(xp: Any, p: Any, g: Any, axes: tuple[int, ...], alpha: float)
     q = _reduce(xp.sum, gv, axes) / xp.where(sg > 0, sg, xp.ones_like(sg))
     res = xp.where(support, gp * (g - q), zero)
     nan_row = _reduce(xp.any, xp.isnan(p), axes)
-    return xp.where(nan_row, xp.full_like(p, math.nan), res)
+    return xp.where(nan_row & (p != 0), xp.full_like(p, math.nan), res)
 
 
 def _vjp(
@@ -452,7 +453,8 @@ _DERIV_DOC = r"""{what} of :func:`{fn}` at its output ``p``: ``J {v} = g_p * ({v
     -------
     ndarray
         Of ``p``'s shape: zero outside the support (whatever ``{v}`` holds there) and on
-        rows of empty support; NaN on rows where ``p`` is NaN.
+        rows of empty support; NaN on rows where ``p`` is NaN, except where ``p == 0``
+        (excluded entries).
 
     Examples
     --------

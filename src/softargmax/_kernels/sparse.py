@@ -109,9 +109,9 @@ def _row(x: np.ndarray, mask: np.ndarray, has_mask: bool, kind: int, alpha: floa
         if has_mask and not mask[i]:
             continue
         v = x[i]
-        if v != v:
+        if v != v:  # the distribution is NaN; excluded entries stay exactly 0
             for j in range(k_len):
-                out[j] = np.nan
+                out[j] = np.nan if (not has_mask or mask[j]) else 0.0
             return
         if v > m:
             m = v
@@ -246,9 +246,9 @@ def _vjp(p: np.ndarray, g: np.ndarray, kind: int, alpha: float, out: np.ndarray)
                     gi = pi**expo
                 sg += gi
                 sgv += gi * np.float64(g[r, i])
-        if bad:
+        if bad:  # NaN on the row, except where p == 0 (excluded entries)
             for i in range(k_len):
-                out[r, i] = np.nan
+                out[r, i] = 0.0 if p[r, i] == 0.0 else np.nan
             continue
         q = sgv / sg if sg > 0.0 else 0.0
         for i in range(k_len):
