@@ -8,6 +8,20 @@ from .boltzmann import Boltzmann
 from .core import hardmax, log_softmax, logsumexp, softmax, softmin
 from .grad import log_softmax_vjp, softmax_jacobian, softmax_jvp, softmax_vjp
 from .sampling import filter_logits, gumbel_max, gumbel_softmax, sample_logits
+from .sparse import (
+    entmax15,
+    entmax15_jvp,
+    entmax15_loss,
+    entmax15_vjp,
+    entmax_bisect,
+    entmax_bisect_jvp,
+    entmax_bisect_loss,
+    entmax_bisect_vjp,
+    sparsemax,
+    sparsemax_jvp,
+    sparsemax_loss,
+    sparsemax_vjp,
+)
 from .streaming import (
     LogSumExpAccumulator,
     log_softmax_chunked,
@@ -36,6 +50,19 @@ __all__ = [
     "gumbel_max",
     "gumbel_softmax",
     "sample_logits",
+    # sparse
+    "entmax15",
+    "entmax15_jvp",
+    "entmax15_loss",
+    "entmax15_vjp",
+    "entmax_bisect",
+    "entmax_bisect_jvp",
+    "entmax_bisect_loss",
+    "entmax_bisect_vjp",
+    "sparsemax",
+    "sparsemax_jvp",
+    "sparsemax_loss",
+    "sparsemax_vjp",
     # streaming
     "LogSumExpAccumulator",
     "log_softmax_chunked",

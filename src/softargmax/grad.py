@@ -37,7 +37,7 @@ def _pair(a: Any, v: Any, names: tuple[str, str]) -> tuple[Any, Any, Any, Any]:
         msg = f"{names[1]} of shape {tuple(v.shape)} does not broadcast to {names[0]}'s shape {tuple(a.shape)}"
         raise ValueError(msg)
     work = xp.result_type(a.dtype, v.dtype)
-    return xp, xp.astype(a, work), xp.astype(xp.broadcast_to(v, shape), work), dtype
+    return xp, xp.astype(a, work, copy=False), xp.astype(xp.broadcast_to(v, shape), work, copy=False), dtype
 
 
 def _done(xp: Any, res: Any, dtype: Any) -> Any:
