@@ -482,7 +482,7 @@ def cross_entropy(
     Probability targets, per-row losses:
 
     >>> cross_entropy(logits, [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]], reduction="none")
-    array([0.91702944, 0.23196255])
+    array([0.91703002, 0.22004952])
     """
     pb = _prepare(logits, target, axis, weight, label_smoothing, ignore_index, reduction, z_loss, "logits")
     scale = _scale(pb.reduction, pb.tg.norm)
