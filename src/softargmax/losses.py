@@ -711,19 +711,26 @@ def _lce_reference(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...
         return z if lp.bias is None else z + lp.bias[v0:v1]
 
     with np.errstate(all="ignore"):
+        # The state of a row: its running max m and r with sum exp(x - m) = 1 + r, so
+        # that log1p(r) keeps full relative accuracy next to a dominant maximum.
         m = xp.full((n, 1), -math.inf, dtype=dt, device=dev)
-        s = xp.zeros((n, 1), dtype=dt, device=dev)
+        r = xp.zeros((n, 1), dtype=dt, device=dev)
         big_a = xp.zeros((n, 1), dtype=dt, device=dev)
         tx = xp.zeros((n, 1), dtype=dt, device=dev)
         for v0, v1 in bounds:
             z = logits(v0, v1)
             t = _target_matrix(xp, lp.tg, lp.eps, v, v0, v1, dt)
-            m_new = xp.maximum(m, xp.max(z, axis=1, keepdims=True))
-            s = s * xp.exp(m - m_new) + xp.sum(xp.exp(z - m_new), axis=1, keepdims=True)
-            m = m_new
+            cm = xp.max(z, axis=1, keepdims=True)
+            at_max = z == cm
+            n_max = xp.sum(xp.astype(at_max, dt), axis=1, keepdims=True)
+            # the chunk's own 1 + r, relative to its max cm (one maximal entry is the 1)
+            rc = (n_max - 1) + xp.sum(xp.where(at_max, xp.zeros_like(z), xp.exp(z - cm)), axis=1, keepdims=True)
+            new_max = cm > m
+            r = xp.where(new_max, (r + 1) * xp.exp(m - cm) + rc, r + (rc + 1) * xp.exp(cm - m))
+            m = xp.where(new_max, cm, m)
             big_a = big_a + xp.sum(t, axis=1, keepdims=True)
             tx = tx + xp.sum(xp.where(t != 0, t * z, xp.zeros_like(z)), axis=1, keepdims=True)
-        log_s = xp.log(s)
+        log_s = xp.log1p(r)
         loss, lse = _row_losses(xp, lp, m, log_s, big_a, big_a * m - tx)
         loss = loss[:, 0]
         if not want_grad:

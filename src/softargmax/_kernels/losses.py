@@ -57,8 +57,24 @@ SHORT_ROW = 32
 
 
 
-def _sigs(template: str) -> list[str]:
-    return [template.replace("F", f) for f in ("float32", "float64")]
+# Argument kinds of the kernel signatures; inputs are read-only (NumPy read-only arrays
+# are accepted, writeable ones convert), ``F`` is float32 or float64.
+_KINDS = {
+    "X": lambda f: nb.types.Array(f, 2, "C", readonly=True),  # F[:, ::1] input
+    "G": lambda f: nb.types.Array(f, 2, "C"),  # F[:, ::1] output
+    "V": lambda f: nb.types.Array(f, 1, "C", readonly=True),  # F[::1] input
+    "VW": lambda f: nb.types.Array(f, 1, "C"),  # F[::1] output
+    "I": lambda f: nb.types.Array(nb.int64, 1, "C", readonly=True),  # int64[::1] input
+    "D": lambda f: nb.types.Array(nb.float64, 1, "C", readonly=True),  # float64[::1] input
+    "DW": lambda f: nb.types.Array(nb.float64, 1, "C"),  # float64[::1] output
+    "f8": lambda f: nb.float64,
+    "i8": lambda f: nb.int64,
+    "b1": lambda f: nb.boolean,
+}
+
+
+def _sigs(*kinds: str) -> list:  # type: ignore[type-arg]
+    return [nb.void(*(_KINDS[k](f) for k in kinds)) for f in (nb.float32, nb.float64)]
 
 
 @nb.njit(cache=True, nogil=True)
@@ -100,9 +116,11 @@ def _inf_row_index(x, i, y, a, eps, zl, scale, g, grad):  # type: ignore[no-unty
     log_n = math.log(n_inf)
     u = a * eps / n
     ty = a * (1.0 - eps) + u
-    loss = ty * log_n if x[i, y] == np.inf else np.inf
-    if u > 0 and n_inf < n:
-        loss = np.inf
+    loss = 0.0
+    for c in range(n):
+        t = ty if c == y else u
+        if t != 0:
+            loss += t * log_n if x[i, c] == np.inf else np.inf
     if zl > 0:
         loss = np.inf
     if grad:
@@ -269,7 +287,7 @@ def _prob_row(x, q, w, i, eps, zl, scale, g, grad):  # type: ignore[no-untyped-d
 
 
 # --------------------------------------------------------------------------- cross_entropy
-@nb.njit(_sigs("void(F[:, ::1], i8[::1], f8[::1], f8, f8, f8, f8[::1], F[:, ::1], b1)"), cache=True, nogil=True, parallel=True)
+@nb.njit(_sigs("X", "I", "D", "f8", "f8", "f8", "DW", "G", "b1"), cache=True, nogil=True, parallel=True)
 def ce_index(x, y, a, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
     """Per-row loss (into ``loss``) and, if ``grad``, gradient (into ``g``) for class indices.
 
@@ -280,7 +298,7 @@ def ce_index(x, y, a, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped
 
 
 @nb.njit(
-    _sigs("void(F[:, ::1], F[:, ::1], f8[::1], f8, f8, f8, f8[::1], F[:, ::1], b1)"), cache=True, nogil=True, parallel=True
+    _sigs("X", "X", "D", "f8", "f8", "f8", "DW", "G", "b1"), cache=True, nogil=True, parallel=True
 )
 def ce_prob(x, q, w, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
     """As :func:`ce_index` for probability targets ``q`` and class weights ``w`` (or empty)."""
@@ -291,7 +309,7 @@ def ce_prob(x, q, w, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-
 _BLOCK = 256
 
 
-@nb.njit(_sigs("void(F[:, ::1], i8[::1], f8[::1], f8, f8, f8, f8[::1], F[:, ::1], b1)"), cache=True, nogil=True, parallel=True)
+@nb.njit(_sigs("X", "I", "D", "f8", "f8", "f8", "DW", "G", "b1"), cache=True, nogil=True, parallel=True)
 def ce_index_short(x, y, a, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
     """:func:`ce_index` for rows of at most :data:`SHORT_ROW` classes.
 
@@ -393,7 +411,7 @@ def _chunk_update(z, b, i, m, r):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(
-    _sigs("void(F[:, ::1], F[::1], i8, i8[::1], f8[::1], f8, F[::1], f8[::1], f8[::1], f8[::1])"),
+    _sigs("G", "V", "i8", "I", "D", "f8", "VW", "DW", "DW", "DW"),
     cache=True, nogil=True, parallel=True,
 )
 def lce_fwd_index(z, b, v0, y, a, eps, m, r, xy, sx):  # type: ignore[no-untyped-def]
@@ -420,9 +438,7 @@ def lce_fwd_index(z, b, v0, y, a, eps, m, r, xy, sx):  # type: ignore[no-untyped
 
 
 @nb.njit(
-    _sigs(
-        "void(F[:, ::1], F[::1], i8, F[:, ::1], f8[::1], f8, i8, F[::1], f8[::1], f8[::1], f8[::1])"
-    ),
+    _sigs("G", "V", "i8", "X", "D", "f8", "i8", "VW", "DW", "DW", "DW"),
     cache=True, nogil=True, parallel=True,
 )
 def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: ignore[no-untyped-def]
@@ -451,9 +467,7 @@ def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: igno
 
 
 @nb.njit(
-    _sigs(
-        "void(F[:, ::1], F[::1], i8, i8[::1], f8[::1], f8, i8, F[::1], f8[::1], f8[::1], f8)"
-    ),
+    _sigs("G", "V", "i8", "I", "D", "f8", "i8", "V", "D", "D", "f8"),
     cache=True, nogil=True, parallel=True,
 )
 def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: ignore[no-untyped-def]
@@ -482,9 +496,7 @@ def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: igno
 
 
 @nb.njit(
-    _sigs(
-        "void(F[:, ::1], F[::1], i8, F[:, ::1], f8[::1], f8, i8, f8[::1], F[::1], f8[::1], f8[::1], f8)"
-    ),
+    _sigs("G", "V", "i8", "X", "D", "f8", "i8", "D", "V", "D", "D", "f8"),
     cache=True, nogil=True, parallel=True,
 )
 def lce_bwd_prob(z, b, v0, q, w, eps, n_classes, big_a, m, s, k, scale):  # type: ignore[no-untyped-def]
