@@ -635,3 +635,13 @@ def test_linear_cross_entropy_bad_input(kwargs, error, match):
     kw = {"hidden": h, "W": w, "target": t, **kwargs}
     with pytest.raises(error, match=match):
         linear_cross_entropy(**kw)
+
+
+def test_importing_the_losses_does_not_import_numba():
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys, softargmax.losses; assert 'numba' not in sys.modules, 'numba imported'"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
