@@ -107,8 +107,18 @@ def _rss_now() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _max_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+def _reset_high_water_mark() -> None:
+    """Reset VmHWM (Linux >= 4.0), so that it measures the call alone, not the setup."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def _high_water_mark() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # pragma: no cover
 
 
 def child(method: str, mode: str, n: int, d: int, v: int) -> dict[str, Any]:
@@ -175,10 +185,11 @@ def child(method: str, mode: str, n: int, d: int, v: int) -> dict[str, Any]:
         tracemalloc.start()
         base_traced = tracemalloc.get_traced_memory()[0]
     rss0 = _rss_now()
+    _reset_high_water_mark()
     t0 = time.perf_counter()
     res = run()
     elapsed = time.perf_counter() - t0
-    peak_rss = max(0, _max_rss() - rss0)
+    peak_rss = max(0, _high_water_mark() - rss0)
     peak_traced = None
     if traced:
         peak_traced = tracemalloc.get_traced_memory()[1] - base_traced
@@ -193,7 +204,7 @@ def child(method: str, mode: str, n: int, d: int, v: int) -> dict[str, Any]:
     }
 
 
-def bench_linear(sizes: list[tuple[int, int, int]], methods: list[str]) -> list[dict[str, Any]]:
+def bench_linear(sizes: list[tuple[int, int, int]], methods: list[str], child_timeout: float) -> list[dict[str, Any]]:
     rows = []
     for n, d, v in sizes:
         logits_mb = n * v * 4 / 2**20
@@ -201,7 +212,15 @@ def bench_linear(sizes: list[tuple[int, int, int]], methods: list[str]) -> list[
         for mode in ("forward", "fwd+bwd"):
             for method in methods:
                 cmd = [sys.executable, __file__, "--_child", method, mode, str(n), str(d), str(v)]
-                proc = subprocess.run(cmd, capture_output=True, text=True, env=os.environ.copy(), check=False)
+                try:
+                    proc = subprocess.run(
+                        cmd, capture_output=True, text=True, env=os.environ.copy(), check=False,
+                        timeout=child_timeout,
+                    )
+                except subprocess.TimeoutExpired:
+                    print(f"    {method:>20} {mode:>8}  over {child_timeout:.0f} s, stopped", flush=True)
+                    rows.append({"method": method, "mode": mode, "N": n, "d": d, "V": v, "time_s": None, "timeout_s": child_timeout})
+                    continue
                 if proc.returncode != 0:
                     print(f"    {method:>20} {mode:>8}  failed: {proc.stderr.strip().splitlines()[-1:]}", flush=True)
                     continue
@@ -215,7 +234,10 @@ def bench_linear(sizes: list[tuple[int, int, int]], methods: list[str]) -> list[
                     f"({100 * rss / row['logits_bytes']:5.1f}% of logits){tm_txt}",
                     flush=True,
                 )
-        base = {(r["mode"], r["method"]): r["time_s"] for r in rows if (r["N"], r["d"], r["V"]) == (n, d, v)}
+        base = {
+            (r["mode"], r["method"]): r["time_s"]
+            for r in rows if (r["N"], r["d"], r["V"]) == (n, d, v) and r["time_s"] is not None
+        }
         for mode in ("forward", "fwd+bwd"):
             ours = base.get((mode, "softargmax"))
             if ours:
@@ -233,6 +255,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5, help="timed repeats for cross_entropy")
     parser.add_argument("--only", choices=("cross_entropy", "linear"), help="run one part")
     parser.add_argument("--json", default="losses_benchmark.json", help="where to write the results")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds allowed to one linear measurement")
     parser.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args._child:
@@ -269,7 +292,7 @@ def main() -> int:
 
         if hasattr(F, "linear_cross_entropy"):
             methods.append("torch_linear_cross_entropy")
-        results["linear_cross_entropy"] = bench_linear(sizes, methods)
+        results["linear_cross_entropy"] = bench_linear(sizes, methods, args.timeout)
     with open(args.json, "w") as f:
         json.dump(results, f, indent=1)
     print(f"\nwrote {args.json}")
