@@ -645,3 +645,16 @@ def test_importing_the_losses_does_not_import_numba():
     code = "import sys, softargmax.losses; assert 'numba' not in sys.modules, 'numba imported'"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+def test_importing_the_losses_leaves_the_kernel_registry_alone():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from softargmax import _backend; before = dict(_backend._KERNELS); "
+        "import softargmax.losses; assert _backend._KERNELS == before"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env)
