@@ -7,6 +7,7 @@ The public API is re-exported here; implementations live in the modules named in
 from .boltzmann import Boltzmann
 from .core import hardmax, log_softmax, logsumexp, softmax, softmin
 from .grad import log_softmax_vjp, softmax_jacobian, softmax_jvp, softmax_vjp
+from .losses import cross_entropy, linear_cross_entropy, nll_loss
 from .sampling import filter_logits, gumbel_max, gumbel_softmax, sample_logits
 from .sparse import (
     entmax15,
@@ -44,6 +45,10 @@ __all__ = [
     "softmax_jacobian",
     "softmax_jvp",
     "softmax_vjp",
+    # losses
+    "cross_entropy",
+    "linear_cross_entropy",
+    "nll_loss",
     # distributions and sampling
     "Boltzmann",
     "filter_logits",
