@@ -22,6 +22,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..core import log_softmax
+from ..losses import cross_entropy
 
 __all__ = ["SoftmaxRegression"]
 
@@ -44,23 +45,19 @@ def _softmax_cross_entropy_objective(
         sum_i s_i * (logsumexp(z_i) - z_i[y_i]) + l2 / 2 * ||W||^2,   z = X @ W.T + b,
 
     with ``l2 = 1 / (C * sum of the raw weights)``: scikit-learn's lbfgs objective for the
-    multinomial ``LogisticRegression`` (the intercept is not penalised). The gradient is
-    the fused ``s_i * (p_i - onehot(y_i))`` pushed through the linear layer.
-
-    This is the one place the loss is computed; it can be replaced by
-    ``softargmax.losses.cross_entropy(..., return_grad=True)`` (with ``reduction="none"``
-    and the sample weights applied outside, since its ``weight`` is per class).
+    multinomial ``LogisticRegression`` (the intercept is not penalised). The per-sample
+    losses and ``p_i - onehot(y_i)`` come from one fused pass of
+    :func:`softargmax.cross_entropy`; the sample weights (per sample, where the loss's
+    ``weight`` is per class) are applied here, and the gradient is pushed through the
+    linear layer.
     """
     n_features = X.shape[1]
     W = params[: n_classes * n_features].reshape(n_classes, n_features)
     Z = X @ W.T
     if fit_intercept:
         Z += params[n_classes * n_features :]
-    logp = log_softmax(Z, axis=1)
-    rows = np.arange(len(y))
-    value = -float(sample_weight @ logp[rows, y]) + 0.5 * l2 * float(np.vdot(W, W))
-    G = np.exp(logp)  # dL/dZ = s * (p - onehot(y))
-    G[rows, y] -= 1.0
+    losses, G = cross_entropy(Z, y, reduction="none", return_grad=True)
+    value = float(sample_weight @ losses) + 0.5 * l2 * float(np.vdot(W, W))
     G *= sample_weight[:, None]
     grad_W = np.asarray(G.T @ X) + l2 * W
     if fit_intercept:
@@ -142,7 +139,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
-    The loss and its gradient are computed in one pass from :func:`softargmax.log_softmax`
+    The loss and its gradient are computed in one fused pass by :func:`softargmax.cross_entropy`
     (the gradient of the mean cross-entropy with respect to the logits is
     ``s_i (p_i - e_{y_i}) / S``); the computation is in float64. The L-BFGS options
     (``gtol=tol``, ``ftol=64 eps``, ``maxls=50``) are scikit-learn's, so both take
