@@ -127,7 +127,7 @@ _C12 = 1.0 / 479001600
 _C13 = 1.0 / 6227020800
 
 
-@njit(inline="never", cache=True, fastmath={"contract"})
+@njit(inline="never", cache=True, error_model="numpy", fastmath={"contract"})
 def _reduce(z: float) -> tuple[float, float]:
     """``(r, 2**n)`` with ``z = n ln 2 + r`` (``r`` NaN for NaN ``z``)."""
     zc = z if not (z < _Z_MIN) else _Z_MIN  # keeps NaN
@@ -139,14 +139,15 @@ def _reduce(z: float) -> tuple[float, float]:
     return r, scale
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def exp64(z: float, z_lo: float) -> float:
     """``exp(z + z_lo)`` to about 1 float64 ulp, for ``z <= 354`` and ``|z_lo| <= 1e-10``.
 
-    ``z_lo`` must be finite (0 where ``z`` is not).
+    ``z_lo`` (the low part of the argument, ``|z_lo| <= ulp(z)``) must be finite; it is
+    ignored where ``z`` underflows.
     """
     r, scale = _reduce(z)
-    r = r + z_lo
+    r = r + (z_lo if not (z < _Z_MIN) else 0.0)
     p = _C12 + r * _C13
     p = _C11 + r * p
     p = _C10 + r * p
@@ -162,7 +163,7 @@ def exp64(z: float, z_lo: float) -> float:
     return (p * scale) * _TWO_M512
 
 
-@njit(cache=True, fastmath={"contract"})
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
 def exp32(z: float) -> float:
     """``exp(z)`` to 4e-9 relative (float32 accuracy with room to spare), for ``z <= 354``."""
     r, scale = _reduce(z)
@@ -174,7 +175,7 @@ def exp32(z: float) -> float:
     return (p * scale) * _TWO_M512
 
 
-@njit(["void(float64[::1], float64[::1], boolean)"], parallel=True, cache=True)
+@njit(["void(float64[::1], float64[::1], boolean)"], parallel=True, cache=True, error_model="numpy")
 def exp_array(z: np.ndarray, out: np.ndarray, low: bool) -> None:
     """``out = exp(z)`` elementwise with :func:`exp64` (or :func:`exp32` if ``low``); for tests."""
     for i in prange(z.shape[0]):

@@ -63,6 +63,8 @@ class _Layout:
             inner = math.prod(x.shape[a1 + 1:])
             xc = np.ascontiguousarray(x)
             mc = None if mask is None else np.ascontiguousarray(mask)
+            if mc is not None and not mc.flags.writeable:
+                mc = mc.copy()  # one mask type for the kernels
             self.keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         else:
             rest = [i for i in range(nd) if i not in axes]

@@ -78,7 +78,7 @@ def _shift(y, m, bhi, blo):  # type: ignore[no-untyped-def]  # pragma: no cover 
     raise NotImplementedError
 
 
-@overload(_shift, jit_options={"fastmath": {"contract"}})
+@overload(_shift, jit_options={"fastmath": {"contract"}, "error_model": "numpy"})
 def _shift_ov(y, m, bhi, blo):  # type: ignore[no-untyped-def]
     """``z = beta * (y - m)`` as ``(z_hi, z_lo)``; ``z_lo`` is 0 where ``z_hi`` is not finite."""
     if y == types.float64:
@@ -91,6 +91,7 @@ def _shift_ov(y, m, bhi, blo):  # type: ignore[no-untyped-def]
             zlo = fma(d, bhi, -zhi) + (d * blo + dlo * bhi)
             if d == -_INF and y > -_INF:  # y - m overflowed although beta * (y - m) may not
                 zhi = y * bhi - m * bhi
+                zlo = 0.0
             if not (zhi > -_INF):
                 zlo = 0.0
             return zhi, zlo
@@ -116,7 +117,7 @@ def _exp_z_ov(zhi, zlo, like):  # type: ignore[no-untyped-def]
     return lambda zhi, zlo, like: exp32(zhi)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, error_model="numpy", inline="always")
 def _load(x, mk, i, has_mask, sign, ninf):  # type: ignore[no-untyped-def]
     y = x[i] * sign
     if has_mask and not mk[i]:
@@ -124,7 +125,7 @@ def _load(x, mk, i, has_mask, sign, ninf):  # type: ignore[no-untyped-def]
     return y
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _two_sum_add(s, c, v):  # type: ignore[no-untyped-def]
     """Neumaier: add ``v`` to the compensated sum ``s + c``."""
     t = s + v
@@ -135,7 +136,7 @@ def _two_sum_add(s, c, v):  # type: ignore[no-untyped-def]
     return t, c
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _log_s(n0, rest):  # type: ignore[no-untyped-def]
     """``log(n0 + rest)``, by ``log1p`` where the sum is close to 1."""
     s_m1 = (n0 - 1.0) + rest
@@ -145,7 +146,7 @@ def _log_s(n0, rest):  # type: ignore[no-untyped-def]
 
 
 # --------------------------------------------------------------------------- row passes
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
 def _row_max(x, mk, has_mask, sign):  # type: ignore[no-untyped-def]
     ninf = _neg_inf(sign)
     m = ninf
@@ -154,7 +155,7 @@ def _row_max(x, mk, has_mask, sign):  # type: ignore[no-untyped-def]
     return m
 
 
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
 def _block_sums(x, mk, has_mask, sign, m, bhi, blo, out, store, lo, hi):  # type: ignore[no-untyped-def]
     ninf = _neg_inf(sign)
     n0 = 0.0
@@ -177,7 +178,7 @@ def _block_sums(x, mk, has_mask, sign, m, bhi, blo, out, store, lo, hi):  # type
     return n0, rest
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _row_sums(x, mk, has_mask, sign, m, bhi, blo, out, store):  # type: ignore[no-untyped-def]
     """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``."""
     n = x.shape[0]
@@ -194,19 +195,19 @@ def _row_sums(x, mk, has_mask, sign, m, bhi, blo, out, store):  # type: ignore[n
     return n0, rest + comp
 
 
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
 def _scale_out(out, f):  # type: ignore[no-untyped-def]
     for i in range(out.shape[0]):
         out[i] = out[i] * f
 
 
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
 def _fill(out, v):  # type: ignore[no-untyped-def]
     for i in range(out.shape[0]):
         out[i] = v
 
 
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
 def _row_log(x, mk, has_mask, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-def]
     ninf = _neg_inf(sign)
     for i in range(x.shape[0]):
@@ -214,7 +215,7 @@ def _row_log(x, mk, has_mask, sign, m, bhi, blo, log_s, out):  # type: ignore[no
         out[i] = (zhi - log_s) + zlo
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _special(x, mk, has_mask, sign, kind, out):  # type: ignore[no-untyped-def]
     """The reference's semantics for a distribution with NaN, +inf or empty support.
 
@@ -246,12 +247,12 @@ def _special(x, mk, has_mask, sign, kind, out):  # type: ignore[no-untyped-def]
     return status, n_inf
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _finite(v):  # type: ignore[no-untyped-def]
     return v - v == 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _row(x, mk, has_mask, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
     """One whole distribution (contiguous): fills ``out``; returns ``(status, m, n0, rest)``."""
     m = _row_max(x, mk, has_mask, sign)
@@ -270,7 +271,7 @@ def _row(x, mk, has_mask, sign, bhi, blo, kind, out):  # type: ignore[no-untyped
 
 
 # --------------------------------------------------------------------------- rows
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rows_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: ignore[no-untyped-def]
     """Tasks ``t0..t1`` of the row layout: row ``t // nc``, chunk ``t % nc``.
 
@@ -303,7 +304,7 @@ def _rows_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):
         ms[t] = m
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rows_merge(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
     """Merge the chunks of each long row into ``rst[r] = (status, n0, rest)``, ``rms[r] = m``."""
     for r in range(x.shape[0]):
@@ -335,7 +336,7 @@ def _rows_merge(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms
         rms[r] = m
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _rows_finish(x, mk, has_mask, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # type: ignore[no-untyped-def]
     """Second pass over the chunks of long rows: rescale (softmax) or write log_softmax."""
     k = x.shape[1]
@@ -361,7 +362,7 @@ def _rows_finish(x, mk, has_mask, sign, bhi, blo, kind, out, ms, nc, rst, rms, t
 
 
 # --------------------------------------------------------------------------- short rows
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
 def _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: ignore[no-untyped-def]
     """Blocks ``b0..b1`` of ``rpb`` short rows each; the exp pass runs flat over a block."""
     nrow, k = x.shape
@@ -433,7 +434,7 @@ def _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, b0, 
 
 
 # --------------------------------------------------------------------------- columns
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
 def _col_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[no-untyped-def]
     """Tasks ``t0..t1`` of the column layout ``(outer, K, inner)``: ``COL_WIDTH`` columns each.
 
@@ -523,19 +524,7 @@ def _col_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, t0, t1):  #
 
 
 # --------------------------------------------------------------------------- drivers
-def _sigs(template: str) -> list[str]:
-    return [template.replace("F", f) for f in ("float32", "float64")]
-
-
-_ROW_ARGS = "F[:, ::1], boolean[:, ::1], boolean, F, float64, float64, int64, F[:, ::1]"
-_COL_ARGS = "F[:, :, ::1], boolean[:, :, ::1], boolean, F, float64, float64, int64, F[:, :, ::1]"
-
-
-@njit(
-    _sigs(f"void({_ROW_ARGS}, float64[:, ::1], F[::1], int64, float64[:, ::1], F[::1], int64)"),
-    parallel=True,
-    cache=True,
-)
+@njit(parallel=True, cache=True, error_model="numpy")
 def rows_parallel(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms, ntask):  # type: ignore[no-untyped-def]
     """All rows, in parallel: ``ntask`` contiguous ranges of the row/chunk tasks."""
     nt = st.shape[0]
@@ -550,10 +539,7 @@ def rows_parallel(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, r
                              b * nt // ntask, (b + 1) * nt // ntask)
 
 
-@njit(
-    _sigs(f"void({_ROW_ARGS}, float64[:, ::1], F[::1], int64, float64[:, ::1], F[::1])"),
-    cache=True,
-)
+@njit(cache=True, error_model="numpy")
 def rows_serial(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
     """All rows, on the calling thread."""
     nt = st.shape[0]
@@ -564,7 +550,7 @@ def rows_serial(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms
             _rows_finish(x, mk, has_mask, sign, bhi, blo, kind, out, ms, nc, rst, rms, 0, nt)
 
 
-@njit(_sigs(f"void({_ROW_ARGS}, float64[:, ::1], F[::1], int64, int64)"), parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def short_parallel(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, ntask):  # type: ignore[no-untyped-def]
     nb = (x.shape[0] + rpb - 1) // rpb
     for b in prange(ntask):
@@ -572,13 +558,13 @@ def short_parallel(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, nt
                      b * nb // ntask, (b + 1) * nb // ntask)
 
 
-@njit(_sigs(f"void({_ROW_ARGS}, float64[:, ::1], F[::1], int64)"), cache=True)
+@njit(cache=True, error_model="numpy")
 def short_serial(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb):  # type: ignore[no-untyped-def]
     nb = (x.shape[0] + rpb - 1) // rpb
     _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, 0, nb)
 
 
-@njit(_sigs(f"void({_COL_ARGS}, float64[:, :, ::1], F[:, ::1], int64)"), parallel=True, cache=True)
+@njit(parallel=True, cache=True, error_model="numpy")
 def cols_parallel(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, ntask):  # type: ignore[no-untyped-def]
     nt = x.shape[0] * ((x.shape[2] + COL_WIDTH - 1) // COL_WIDTH)
     for b in prange(ntask):
@@ -586,7 +572,7 @@ def cols_parallel(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, ntask): 
                    b * nt // ntask, (b + 1) * nt // ntask)
 
 
-@njit(_sigs(f"void({_COL_ARGS}, float64[:, :, ::1], F[:, ::1])"), cache=True)
+@njit(cache=True, error_model="numpy")
 def cols_serial(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms):  # type: ignore[no-untyped-def]
     nt = x.shape[0] * ((x.shape[2] + COL_WIDTH - 1) // COL_WIDTH)
     _col_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, 0, nt)
