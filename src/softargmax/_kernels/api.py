@@ -53,7 +53,11 @@ def _scale_args(scale: Scale, dtype: np.dtype) -> tuple[Any, float, float]:
 class _Layout:
     """``x`` (and the mask) as a C-contiguous ``(outer, K, inner)`` array, and the way back."""
 
-    def __init__(self, x: np.ndarray, axes: tuple[int, ...], mask: Any) -> None:
+    def __init__(self, x: np.ndarray, axes: tuple[int, ...], mask: Any, sign: int) -> None:
+        if mask is not None:
+            # an excluded entry is -inf after the sign is applied (an excluded NaN too);
+            # one pass over x here keeps the masks out of the vectorised kernels
+            x = np.where(mask, x, x.dtype.type(-np.inf * sign))
         nd = x.ndim
         self.shape = x.shape
         a0, a1 = axes[0], axes[-1]
@@ -62,22 +66,17 @@ class _Layout:
             outer = math.prod(x.shape[:a0])
             inner = math.prod(x.shape[a1 + 1:])
             xc = np.ascontiguousarray(x)
-            mc = None if mask is None else np.ascontiguousarray(mask)
-            if mc is not None and not mc.flags.writeable:
-                mc = mc.copy()  # one mask type for the kernels
             self.keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         else:
             rest = [i for i in range(nd) if i not in axes]
             self.perm = (*rest, *axes)
             xc = np.ascontiguousarray(np.transpose(x, self.perm))
-            mc = None if mask is None else np.ascontiguousarray(np.transpose(mask, self.perm))
             outer = math.prod(x.shape[i] for i in rest)
             inner = 1
             self.keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
         k = math.prod(x.shape[i] for i in axes)
         self.work_shape = xc.shape
         self.x = xc.reshape(outer, k, inner)
-        self.mask = None if mc is None else mc.reshape(outer, k, inner)
 
     def result(self, out: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(res, res3)``: the array to return and its ``(outer, K, inner)`` view to fill."""
@@ -115,7 +114,6 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
     nout, k, ninner = x3.shape
     dtype = x3.dtype
     sign, bhi, blo = _scale_args(scale, dtype)
-    has_mask = lay.mask is not None
     size = x3.size
     nthreads = numba.get_num_threads()
     parallel = size >= PARALLEL_MIN and nthreads > 1
@@ -125,7 +123,6 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
     try:
         if ninner == 1:
             x2 = x3.reshape(nout, k)
-            mk = lay.mask.reshape(nout, k) if has_mask else np.ones((1, 1), dtype=np.bool_)
             out2 = res3.reshape(nout, k) if res3 is not None else np.empty((nout, 0), dtype)
             rst = np.empty((nout, 3))
             rms = np.empty(nout, dtype)
@@ -133,10 +130,10 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
                 rpb = max(1, _k.SHORT_BLOCK // k)
                 if parallel:
                     nb = -(-nout // rpb)
-                    _k.short_parallel(x2, mk, has_mask, sign, bhi, blo, kind, out2, rst, rms, rpb,
+                    _k.short_parallel(x2, sign, bhi, blo, kind, out2, rst, rms, rpb,
                                       min(nb, 8 * nthreads))
                 else:
-                    _k.short_serial(x2, mk, has_mask, sign, bhi, blo, kind, out2, rst, rms, rpb)
+                    _k.short_serial(x2, sign, bhi, blo, kind, out2, rst, rms, rpb)
                 return rst, rms
             nc = -(-k // _k.CHUNK) if k > _k.CHUNK else 1
             if nc == 1:
@@ -144,21 +141,20 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
             else:
                 st, ms = np.empty((nout * nc, 3)), np.empty(nout * nc, dtype)
             if parallel:
-                _k.rows_parallel(x2, mk, has_mask, sign, bhi, blo, kind, out2, st, ms, nc, rst, rms,
+                _k.rows_parallel(x2, sign, bhi, blo, kind, out2, st, ms, nc, rst, rms,
                                  min(nout * nc, 8 * nthreads))
             else:
-                _k.rows_serial(x2, mk, has_mask, sign, bhi, blo, kind, out2, st, ms, nc, rst, rms)
+                _k.rows_serial(x2, sign, bhi, blo, kind, out2, st, ms, nc, rst, rms)
             return rst, rms
-        mk3 = lay.mask if has_mask else np.ones((1, 1, 1), dtype=np.bool_)
         out3 = res3 if res3 is not None else np.empty((nout, 0, ninner), dtype)
         cst = np.empty((nout, ninner, 3))
         cms = np.empty((nout, ninner), dtype)
         if parallel:
             nt = nout * (-(-ninner // _k.COL_WIDTH))
-            _k.cols_parallel(x3, mk3, has_mask, sign, bhi, blo, kind, out3, cst, cms,
+            _k.cols_parallel(x3, sign, bhi, blo, kind, out3, cst, cms,
                              min(nt, 8 * nthreads))
         else:
-            _k.cols_serial(x3, mk3, has_mask, sign, bhi, blo, kind, out3, cst, cms)
+            _k.cols_serial(x3, sign, bhi, blo, kind, out3, cst, cms)
         return cst, cms
     finally:
         if lock:
@@ -173,10 +169,14 @@ def _distribution(kind: int, x: np.ndarray, axes: tuple[int, ...], scale: Scale,
     if not _covered(x, axes):
         fn = _reference.softmax if kind == _k.SOFTMAX else _reference.log_softmax
         return fn(np, x, axes, scale, mask)  # type: ignore[no-any-return]
-    lay = _Layout(x, axes, mask)
+    lay = _Layout(x, axes, mask, scale.sign)
     res, res3 = lay.result(out)
     _run(lay, scale, kind, res3)
-    return lay.back(res, out)
+    res = lay.back(res, out)
+    if mask is not None:
+        # excluded entries are structural: 0 / -inf even in a NaN row
+        np.copyto(res, 0.0 if kind == _k.SOFTMAX else -np.inf, where=~np.asarray(mask))
+    return res
 
 
 def softmax(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, out: Any) -> np.ndarray:
@@ -198,7 +198,7 @@ def logsumexp(
     """
     if b is not None or not _covered(x, axes):
         return _reference.logsumexp(np, x, axes, scale, mask, b)  # type: ignore[no-any-return]
-    lay = _Layout(x, axes, mask)
+    lay = _Layout(x, axes, mask, scale.sign)
     st, ms = _run(lay, scale, _k.LOGSUMEXP, None)
     status = st[..., 0]
     n0 = st[..., 1]

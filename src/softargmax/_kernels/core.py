@@ -78,7 +78,7 @@ def _shift(y, m, bhi, blo):  # type: ignore[no-untyped-def]  # pragma: no cover 
     raise NotImplementedError
 
 
-@overload(_shift, jit_options={"fastmath": {"contract"}, "error_model": "numpy"})
+@overload(_shift, jit_options={"fastmath": {"contract"}})
 def _shift_ov(y, m, bhi, blo):  # type: ignore[no-untyped-def]
     """``z = beta * (y - m)`` as ``(z_hi, z_lo)``; ``z_lo`` is 0 where ``z_hi`` is not finite."""
     if y == types.float64:
@@ -117,15 +117,9 @@ def _exp_z_ov(zhi, zlo, like):  # type: ignore[no-untyped-def]
     return lambda zhi, zlo, like: exp32(zhi)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _load(x, mk, i, has_mask, sign, ninf):  # type: ignore[no-untyped-def]
-    y = x[i] * sign
-    if has_mask and not mk[i]:
-        y = ninf
-    return y
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True)
 def _two_sum_add(s, c, v):  # type: ignore[no-untyped-def]
     """Neumaier: add ``v`` to the compensated sum ``s + c``."""
     t = s + v
@@ -136,7 +130,7 @@ def _two_sum_add(s, c, v):  # type: ignore[no-untyped-def]
     return t, c
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True)
 def _log_s(n0, rest):  # type: ignore[no-untyped-def]
     """``log(n0 + rest)``, by ``log1p`` where the sum is close to 1."""
     s_m1 = (n0 - 1.0) + rest
@@ -146,77 +140,85 @@ def _log_s(n0, rest):  # type: ignore[no-untyped-def]
 
 
 # --------------------------------------------------------------------------- row passes
-@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
-def _row_max(x, mk, has_mask, sign):  # type: ignore[no-untyped-def]
+@njit(cache=True, fastmath=_FLAGS)
+def _row_max(x, sign):  # type: ignore[no-untyped-def]
     ninf = _neg_inf(sign)
     m = ninf
     for i in range(x.shape[0]):
-        m = maxnum(m, _load(x, mk, i, has_mask, sign, ninf))
+        m = maxnum(m, (x[i] * sign))
     return m
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
-def _block_sums(x, mk, has_mask, sign, m, bhi, blo, out, store, lo, hi):  # type: ignore[no-untyped-def]
-    ninf = _neg_inf(sign)
+@njit(cache=True, fastmath=_FLAGS)
+def _block_sums(x, sign, m, bhi, blo, lo, hi):  # type: ignore[no-untyped-def]
     n0 = 0.0
     rest = 0.0
-    if store:
-        for i in range(lo, hi):
-            zhi, zlo = _shift(_load(x, mk, i, has_mask, sign, ninf), m, bhi, blo)
-            e = _exp_z(zhi, zlo, sign)
-            out[i] = e
-            top = (zhi == 0.0) & (zlo == 0.0)
-            n0 += 1.0 if top else 0.0
-            rest += 0.0 if top else e
-    else:
-        for i in range(lo, hi):
-            zhi, zlo = _shift(_load(x, mk, i, has_mask, sign, ninf), m, bhi, blo)
-            e = _exp_z(zhi, zlo, sign)
-            top = (zhi == 0.0) & (zlo == 0.0)
-            n0 += 1.0 if top else 0.0
-            rest += 0.0 if top else e
+    for i in range(lo, hi):
+        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
+        e = _exp_z(zhi, zlo, sign)
+        top = np.float64((zhi == 0.0) & (zlo == 0.0))
+        n0 += top
+        rest += e * (1.0 - top)
     return n0, rest
 
 
-@njit(cache=True, error_model="numpy")
-def _row_sums(x, mk, has_mask, sign, m, bhi, blo, out, store):  # type: ignore[no-untyped-def]
+@njit(cache=True, fastmath=_FLAGS)
+def _block_sums_store(x, sign, m, bhi, blo, out, lo, hi):  # type: ignore[no-untyped-def]
+    n0 = 0.0
+    rest = 0.0
+    for i in range(lo, hi):
+        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
+        e = _exp_z(zhi, zlo, sign)
+        out[i] = e
+        top = np.float64((zhi == 0.0) & (zlo == 0.0))
+        n0 += top
+        rest += e * (1.0 - top)
+    return n0, rest
+
+
+@njit(cache=True)
+def _row_sums(x, sign, m, bhi, blo, out, store):  # type: ignore[no-untyped-def]
     """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``."""
     n = x.shape[0]
     if n <= SUM_BLOCK:
-        return _block_sums(x, mk, has_mask, sign, m, bhi, blo, out, store, 0, n)
+        if store:
+            return _block_sums_store(x, sign, m, bhi, blo, out, 0, n)
+        return _block_sums(x, sign, m, bhi, blo, 0, n)
     n0 = 0.0
     rest = 0.0
     comp = 0.0
     for lo in range(0, n, SUM_BLOCK):
         hi = min(n, lo + SUM_BLOCK)
-        a, b = _block_sums(x, mk, has_mask, sign, m, bhi, blo, out, store, lo, hi)
+        if store:
+            a, b = _block_sums_store(x, sign, m, bhi, blo, out, lo, hi)
+        else:
+            a, b = _block_sums(x, sign, m, bhi, blo, lo, hi)
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
     return n0, rest + comp
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
+@njit(cache=True, fastmath=_FLAGS)
 def _scale_out(out, f):  # type: ignore[no-untyped-def]
     for i in range(out.shape[0]):
         out[i] = out[i] * f
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
+@njit(cache=True, fastmath=_FLAGS)
 def _fill(out, v):  # type: ignore[no-untyped-def]
     for i in range(out.shape[0]):
         out[i] = v
 
 
-@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
-def _row_log(x, mk, has_mask, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-def]
-    ninf = _neg_inf(sign)
+@njit(cache=True, fastmath=_FLAGS)
+def _row_log(x, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-def]
     for i in range(x.shape[0]):
-        zhi, zlo = _shift(_load(x, mk, i, has_mask, sign, ninf), m, bhi, blo)
+        zhi, zlo = _shift((x[i] * sign), m, bhi, blo)
         out[i] = (zhi - log_s) + zlo
 
 
-@njit(cache=True, error_model="numpy")
-def _special(x, mk, has_mask, sign, kind, out):  # type: ignore[no-untyped-def]
+@njit(cache=True)
+def _special(x, sign, kind, out):  # type: ignore[no-untyped-def]
     """The reference's semantics for a distribution with NaN, +inf or empty support.
 
     Fills ``out`` (softmax / log_softmax) and returns ``(status, n_inf)``.
@@ -224,8 +226,6 @@ def _special(x, mk, has_mask, sign, kind, out):  # type: ignore[no-untyped-def]
     n_inf = 0
     status = EMPTY
     for i in range(x.shape[0]):
-        if has_mask and not mk[i]:
-            continue
         y = x[i] * sign
         if y != y:
             status = HAS_NAN
@@ -239,40 +239,40 @@ def _special(x, mk, has_mask, sign, kind, out):  # type: ignore[no-untyped-def]
         if status == HAS_NAN:
             out[i] = np.nan
             continue
-        at_inf = status == HAS_INF and x[i] * sign == _INF and (not has_mask or mk[i])
+        at_inf = status == HAS_INF and x[i] * sign == _INF
         if kind == SOFTMAX:
-            out[i] = 1.0 / n_inf if at_inf else 0.0
+            out[i] = 1.0 / max(n_inf, 1) if at_inf else 0.0
         else:
-            out[i] = -math.log(n_inf) if at_inf else -_INF
+            out[i] = -math.log(max(n_inf, 1)) if at_inf else -_INF
     return status, n_inf
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True)
 def _finite(v):  # type: ignore[no-untyped-def]
     return v - v == 0
 
 
-@njit(cache=True, error_model="numpy")
-def _row(x, mk, has_mask, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
+@njit(cache=True)
+def _row(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
     """One whole distribution (contiguous): fills ``out``; returns ``(status, m, n0, rest)``."""
-    m = _row_max(x, mk, has_mask, sign)
+    m = _row_max(x, sign)
     if not _finite(m):
-        status, _ = _special(x, mk, has_mask, sign, kind, out)
+        status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
-    n0, rest = _row_sums(x, mk, has_mask, sign, m, bhi, blo, out, kind == SOFTMAX)
+    n0, rest = _row_sums(x, sign, m, bhi, blo, out, kind == SOFTMAX)
     if rest != rest:
-        status, _ = _special(x, mk, has_mask, sign, kind, out)
+        status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
     if kind == SOFTMAX:
         _scale_out(out, 1.0 / (n0 + rest))
     elif kind == LOG_SOFTMAX:
-        _row_log(x, mk, has_mask, sign, m, bhi, blo, _log_s(n0, rest), out)
+        _row_log(x, sign, m, bhi, blo, _log_s(n0, rest), out)
     return NORMAL, m, n0, rest
 
 
 # --------------------------------------------------------------------------- rows
-@njit(cache=True, error_model="numpy")
-def _rows_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: ignore[no-untyped-def]
+@njit(cache=True)
+def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: ignore[no-untyped-def]
     """Tasks ``t0..t1`` of the row layout: row ``t // nc``, chunk ``t % nc``.
 
     With ``nc == 1`` a task is a whole row, finished here. Otherwise the chunk's
@@ -285,27 +285,26 @@ def _rows_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):
         lo = (t - r * nc) * CHUNK if nc > 1 else 0
         hi = min(k, lo + CHUNK) if nc > 1 else k
         xv = x[r, lo:hi]
-        mv = mk[r, lo:hi] if has_mask else mk[0, 0:0]
         ov = out[r, lo:hi]
         if nc == 1:
-            status, m, n0, rest = _row(xv, mv, has_mask, sign, bhi, blo, kind, ov)
+            status, m, n0, rest = _row(xv, sign, bhi, blo, kind, ov)
         else:
-            m = _row_max(xv, mv, has_mask, sign)
+            m = _row_max(xv, sign)
             n0 = 0.0
             rest = 0.0
             if _finite(m):
-                n0, rest = _row_sums(xv, mv, has_mask, sign, m, bhi, blo, ov, kind == SOFTMAX)
+                n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, kind == SOFTMAX)
                 status = HAS_NAN if rest != rest else NORMAL
             else:
-                status, _ = _special(xv, mv, has_mask, sign, LOGSUMEXP, ov)
+                status, _ = _special(xv, sign, LOGSUMEXP, ov)
         st[t, 0] = status
         st[t, 1] = n0
         st[t, 2] = rest
         ms[t] = m
 
 
-@njit(cache=True, error_model="numpy")
-def _rows_merge(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
+@njit(cache=True)
+def _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
     """Merge the chunks of each long row into ``rst[r] = (status, n0, rest)``, ``rms[r] = m``."""
     for r in range(x.shape[0]):
         t0 = r * nc
@@ -318,8 +317,7 @@ def _rows_merge(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms
         rest = 0.0
         comp = 0.0
         if nan or not _finite(m):
-            mv = mk[r] if has_mask else mk[0, 0:0]
-            status, _ = _special(x[r], mv, has_mask, sign, kind, out[r])
+            status, _ = _special(x[r], sign, kind, out[r])
         else:
             status = NORMAL
             for t in range(t0, t0 + nc):
@@ -336,8 +334,8 @@ def _rows_merge(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms
         rms[r] = m
 
 
-@njit(cache=True, error_model="numpy")
-def _rows_finish(x, mk, has_mask, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # type: ignore[no-untyped-def]
+@njit(cache=True)
+def _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # type: ignore[no-untyped-def]
     """Second pass over the chunks of long rows: rescale (softmax) or write log_softmax."""
     k = x.shape[1]
     for t in range(t0, t1):
@@ -357,13 +355,12 @@ def _rows_finish(x, mk, has_mask, sign, bhi, blo, kind, out, ms, nc, rst, rms, t
                 zhi, zlo = _shift(mc, m, bhi, blo)
                 _scale_out(ov, _exp_z(zhi, zlo, sign) / s)
         else:
-            mv = mk[r, lo:hi] if has_mask else mk[0, 0:0]
-            _row_log(x[r, lo:hi], mv, has_mask, sign, m, bhi, blo, _log_s(rst[r, 1], rst[r, 2]), ov)
+            _row_log(x[r, lo:hi], sign, m, bhi, blo, _log_s(rst[r, 1], rst[r, 2]), ov)
 
 
 # --------------------------------------------------------------------------- short rows
-@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
-def _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: ignore[no-untyped-def]
+@njit(cache=True, fastmath=_FLAGS)
+def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: ignore[no-untyped-def]
     """Blocks ``b0..b1`` of ``rpb`` short rows each; the exp pass runs flat over a block."""
     nrow, k = x.shape
     ninf = _neg_inf(sign)
@@ -379,14 +376,13 @@ def _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, b0, 
         r0 = b * rpb
         r1 = min(nrow, r0 + rpb)
         xf = xflat[r0 * k:r1 * k]
-        mf = mk.reshape(mk.size)[r0 * k:r1 * k] if has_mask else mk[0, 0:0]
         of = oflat[r0 * k:r1 * k]
         nb = (r1 - r0) * k
         # per-row max, broadcast to the row's entries (0 for rows with no finite max)
         for r in range(r1 - r0):
             m = ninf
             for j in range(r * k, r * k + k):
-                m = maxnum(m, _load(xf, mf, j, has_mask, sign, ninf))
+                m = maxnum(m, (xf[j] * sign))
             rms[r0 + r] = m
             if not _finite(m):
                 m = zero
@@ -394,11 +390,11 @@ def _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, b0, 
                 mexp[j] = m
         # flat: exp and the "is a maximum" indicator
         for i in range(nb):
-            zhi, zlo = _shift(_load(xf, mf, i, has_mask, sign, ninf), mexp[i], bhi, blo)
+            zhi, zlo = _shift((xf[i] * sign), mexp[i], bhi, blo)
             e = _exp_z(zhi, zlo, sign)
-            top = (zhi == 0.0) & (zlo == 0.0)
-            cbuf[i] = 1.0 if top else 0.0
-            ebuf[i] = 0.0 if top else e
+            top = np.float64((zhi == 0.0) & (zlo == 0.0))
+            cbuf[i] = top
+            ebuf[i] = e * (1.0 - top)
         # per-row sums, the factor broadcast to the entries
         for r in range(r1 - r0):
             n0 = 0.0
@@ -410,12 +406,14 @@ def _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, b0, 
             rst[r0 + r, 0] = status
             rst[r0 + r, 1] = n0
             rst[r0 + r, 2] = rest
-            if kind == SOFTMAX:
-                f = 1.0 / (n0 + rest)
-            elif kind == LOG_SOFTMAX:
-                f = _log_s(n0, rest)
-            else:
+            if kind == LOGSUMEXP:
                 continue
+            if status != NORMAL:
+                f = 0.0  # overwritten below
+            elif kind == SOFTMAX:
+                f = 1.0 / (n0 + rest)
+            else:
+                f = _log_s(n0, rest)
             for j in range(r * k, r * k + k):
                 fbuf[j] = f
         if kind == SOFTMAX:
@@ -423,19 +421,18 @@ def _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, b0, 
                 of[i] = (ebuf[i] + cbuf[i]) * fbuf[i]
         elif kind == LOG_SOFTMAX:
             for i in range(nb):
-                zhi, zlo = _shift(_load(xf, mf, i, has_mask, sign, ninf), mexp[i], bhi, blo)
+                zhi, zlo = _shift((xf[i] * sign), mexp[i], bhi, blo)
                 of[i] = (zhi - fbuf[i]) + zlo
         # rows with NaN, +inf or empty support
         for r in range(r0, r1):
             if rst[r, 0] != NORMAL:
-                mv = mk[r] if has_mask else mk[0, 0:0]
-                status, _ = _special(x[r], mv, has_mask, sign, kind, out[r])
+                status, _ = _special(x[r], sign, kind, out[r])
                 rst[r, 0] = status
 
 
 # --------------------------------------------------------------------------- columns
-@njit(cache=True, error_model="numpy", fastmath=_FLAGS)
-def _col_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[no-untyped-def]
+@njit(cache=True, fastmath=_FLAGS)
+def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[no-untyped-def]
     """Tasks ``t0..t1`` of the column layout ``(outer, K, inner)``: ``COL_WIDTH`` columns each.
 
     Per-column ``(status, n0, rest)`` go to ``cst[o, j]`` and the max to ``cms[o, j]``.
@@ -464,27 +461,24 @@ def _col_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, t0, t1):  #
                 bm[j] = ninf
             for i in range(kb, ke):
                 xr = x[o, i, j0:j1]
-                mr = mk[o, i, j0:j1] if has_mask else mk[0, 0, 0:0]
                 for j in range(w):
-                    bm[j] = maxnum(bm[j], _load(xr, mr, j, has_mask, sign, ninf))
+                    bm[j] = maxnum(bm[j], (xr[j] * sign))
             # online rescaling where the block raised the max
             for j in range(w):
-                up = bm[j] > m[j]
-                zhi, zlo = _shift(m[j], bm[j], bhi, blo)
-                g = _exp_z(zhi, zlo, sign)
-                rest[j] = (n0[j] + rest[j]) * g if up else rest[j]
-                n0[j] = 0.0 if up else n0[j]
-                m[j] = maxnum(m[j], bm[j])
+                if bm[j] > m[j]:
+                    zhi, zlo = _shift(m[j], bm[j], bhi, blo)
+                    rest[j] = (n0[j] + rest[j]) * _exp_z(zhi, zlo, sign)
+                    n0[j] = 0.0
+                    m[j] = bm[j]
             for i in range(kb, ke):
                 xr = x[o, i, j0:j1]
-                mr = mk[o, i, j0:j1] if has_mask else mk[0, 0, 0:0]
                 for j in range(w):
                     mj = m[j] if _finite(m[j]) else zero
-                    zhi, zlo = _shift(_load(xr, mr, j, has_mask, sign, ninf), mj, bhi, blo)
+                    zhi, zlo = _shift((xr[j] * sign), mj, bhi, blo)
                     e = _exp_z(zhi, zlo, sign)
-                    top = (zhi == 0.0) & (zlo == 0.0)
-                    n0[j] += 1.0 if top else 0.0
-                    rest[j] += 0.0 if top else e
+                    top = np.float64((zhi == 0.0) & (zlo == 0.0))
+                    n0[j] += top
+                    rest[j] += e * (1.0 - top)
         special = False
         for j in range(w):
             normal = _finite(m[j]) and rest[j] == rest[j]
@@ -495,84 +489,82 @@ def _col_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, t0, t1):  #
             cms[o, j0 + j] = m[j]
             if not normal:
                 m[j] = zero
-            if kind == SOFTMAX:
+                f[j] = 0.0  # the column is rewritten by _special below
+            elif kind == SOFTMAX:
                 f[j] = 1.0 / (n0[j] + rest[j])
             elif kind == LOG_SOFTMAX:
                 f[j] = _log_s(n0[j], rest[j])
         if kind == SOFTMAX:
             for i in range(k):
                 xr = x[o, i, j0:j1]
-                mr = mk[o, i, j0:j1] if has_mask else mk[0, 0, 0:0]
                 orow = out[o, i, j0:j1]
                 for j in range(w):
-                    zhi, zlo = _shift(_load(xr, mr, j, has_mask, sign, ninf), m[j], bhi, blo)
+                    zhi, zlo = _shift((xr[j] * sign), m[j], bhi, blo)
                     orow[j] = _exp_z(zhi, zlo, sign) * f[j]
         elif kind == LOG_SOFTMAX:
             for i in range(k):
                 xr = x[o, i, j0:j1]
-                mr = mk[o, i, j0:j1] if has_mask else mk[0, 0, 0:0]
                 orow = out[o, i, j0:j1]
                 for j in range(w):
-                    zhi, zlo = _shift(_load(xr, mr, j, has_mask, sign, ninf), m[j], bhi, blo)
+                    zhi, zlo = _shift((xr[j] * sign), m[j], bhi, blo)
                     orow[j] = (zhi - f[j]) + zlo
         if special:
             for j in range(j0, j1):
                 if cst[o, j, 0] != NORMAL:
-                    mv = mk[o, :, j] if has_mask else mk[0, 0:0, 0]
-                    status, _ = _special(x[o, :, j], mv, has_mask, sign, kind, out[o, :, j])
+                    status, _ = _special(x[o, :, j], sign, kind, out[o, :, j])
                     cst[o, j, 0] = status
 
 
 # --------------------------------------------------------------------------- drivers
-@njit(parallel=True, cache=True, error_model="numpy")
-def rows_parallel(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms, ntask):  # type: ignore[no-untyped-def]
+@njit(parallel=True, cache=True)
+def rows_parallel(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms, ntask):  # type: ignore[no-untyped-def]
     """All rows, in parallel: ``ntask`` contiguous ranges of the row/chunk tasks."""
     nt = st.shape[0]
     for b in prange(ntask):
-        _rows_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc,
+        _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc,
                     b * nt // ntask, (b + 1) * nt // ntask)
     if nc > 1:
-        _rows_merge(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms)
+        _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms)
         if kind != LOGSUMEXP:
             for b in prange(ntask):
-                _rows_finish(x, mk, has_mask, sign, bhi, blo, kind, out, ms, nc, rst, rms,
+                _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms,
                              b * nt // ntask, (b + 1) * nt // ntask)
 
 
-@njit(cache=True, error_model="numpy")
-def rows_serial(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
+@njit(cache=True)
+def rows_serial(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
     """All rows, on the calling thread."""
     nt = st.shape[0]
-    _rows_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, 0, nt)
+    _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, 0, nt)
     if nc > 1:
-        _rows_merge(x, mk, has_mask, sign, bhi, blo, kind, out, st, ms, nc, rst, rms)
+        _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms)
         if kind != LOGSUMEXP:
-            _rows_finish(x, mk, has_mask, sign, bhi, blo, kind, out, ms, nc, rst, rms, 0, nt)
+            _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, 0, nt)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def short_parallel(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, ntask):  # type: ignore[no-untyped-def]
+@njit(parallel=True, cache=True)
+def short_parallel(x, sign, bhi, blo, kind, out, rst, rms, rpb, ntask):  # type: ignore[no-untyped-def]
     nb = (x.shape[0] + rpb - 1) // rpb
     for b in prange(ntask):
-        _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb,
+        _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb,
                      b * nb // ntask, (b + 1) * nb // ntask)
 
 
-@njit(cache=True, error_model="numpy")
-def short_serial(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb):  # type: ignore[no-untyped-def]
+@njit(cache=True)
+def short_serial(x, sign, bhi, blo, kind, out, rst, rms, rpb):  # type: ignore[no-untyped-def]
     nb = (x.shape[0] + rpb - 1) // rpb
-    _short_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, rst, rms, rpb, 0, nb)
+    _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, 0, nb)
 
 
-@njit(parallel=True, cache=True, error_model="numpy")
-def cols_parallel(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, ntask):  # type: ignore[no-untyped-def]
+@njit(parallel=True, cache=True)
+def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, ntask):  # type: ignore[no-untyped-def]
     nt = x.shape[0] * ((x.shape[2] + COL_WIDTH - 1) // COL_WIDTH)
     for b in prange(ntask):
-        _col_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms,
+        _col_tasks(x, sign, bhi, blo, kind, out, cst, cms,
                    b * nt // ntask, (b + 1) * nt // ntask)
 
 
-@njit(cache=True, error_model="numpy")
-def cols_serial(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms):  # type: ignore[no-untyped-def]
+@njit(cache=True)
+def cols_serial(x, sign, bhi, blo, kind, out, cst, cms):  # type: ignore[no-untyped-def]
     nt = x.shape[0] * ((x.shape[2] + COL_WIDTH - 1) // COL_WIDTH)
-    _col_tasks(x, mk, has_mask, sign, bhi, blo, kind, out, cst, cms, 0, nt)
+    _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, 0, nt)
