@@ -18,6 +18,7 @@ turns the JSON into the README's performance table with the machine and the comm
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -98,14 +99,10 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
     }
     for mod in ("numba", "scipy", "torch", "jax"):
-        try:
+        with contextlib.suppress(ImportError):
             info[mod] = __import__(mod).__version__
-        except ImportError:
-            pass
-    try:
+    with contextlib.suppress(OSError):
         info["load_avg"] = os.getloadavg()
-    except OSError:
-        pass
     return info
 
 
@@ -123,7 +120,7 @@ def _time(fn: Callable[[int], Any], repeat: int, n_inputs: int) -> tuple[float, 
     return warm, times
 
 
-def _parallel_copy() -> Callable[[np.ndarray, np.ndarray], None] | None:
+def _parallel_copy() -> Callable[[np.ndarray, np.ndarray], Any] | None:
     try:
         from ._kernels.bench_copy import parallel_copy
     except ImportError:  # pragma: no cover - numba is a dependency

@@ -131,11 +131,11 @@ _C13 = 1.0 / 6227020800
 def _reduce(z: float) -> tuple[float, float]:
     """``(r, 2**n)`` with ``z = n ln 2 + r`` (``r`` NaN for NaN ``z``)."""
     zc = z if not (z < _Z_MIN) else _Z_MIN  # keeps NaN
-    t = zc * _LOG2E + _SHIFTER
+    t: float = zc * _LOG2E + _SHIFTER
     kf = t - _SHIFTER
     r = (zc - kf * _LN2_HI) - kf * _LN2_LO
     # the low bits of t hold n; shifting them into the exponent field gives 2**(n + 512)
-    scale = _bits_f64((_f64_bits(t) + _BIAS) << 52)
+    scale: float = _bits_f64((_f64_bits(t) + _BIAS) << 52)  # type: ignore[call-arg]
     return r, scale
 
 

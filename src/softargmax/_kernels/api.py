@@ -199,6 +199,10 @@ def logsumexp(
     if b is not None or not _covered(x, axes):
         return _reference.logsumexp(np, x, axes, scale, mask, b)  # type: ignore[no-any-return]
     lay = _Layout(x, axes, mask, scale.sign)
+    if lay.x.dtype == np.float32 and (lay.x.shape[2] > 1 or lay.x.shape[1] < _k.SHORT):
+        # the short-row and column kernels sum float32 input with the float32-accurate
+        # exp; m + log(s) may cancel, so they get float64 input (rows use the float64 exp)
+        lay.x = lay.x.astype(np.float64)
     st, ms = _run(lay, scale, _k.LOGSUMEXP, None)
     status = st[..., 0]
     n0 = st[..., 1]

@@ -163,6 +163,21 @@ def _block_sums(x, sign, m, bhi, blo, lo, hi):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=_FLAGS)
+def _block_sums_lse(x, sign, m, bhi, blo, lo, hi):  # type: ignore[no-untyped-def]
+    """As :func:`_block_sums` with the float64 exp for every dtype (logsumexp needs the
+    sum to float64 accuracy: ``m + log s`` may cancel)."""
+    n0 = 0.0
+    rest = 0.0
+    for i in range(lo, hi):
+        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
+        e = exp64(zhi, zlo)
+        top = np.float64((zhi == 0.0) & (zlo == 0.0))
+        n0 += top
+        rest += e * (1.0 - top)
+    return n0, rest
+
+
+@njit(cache=True, fastmath=_FLAGS)
 def _block_sums_store(x, sign, m, bhi, blo, out, lo, hi):  # type: ignore[no-untyped-def]
     n0 = 0.0
     rest = 0.0
@@ -177,12 +192,14 @@ def _block_sums_store(x, sign, m, bhi, blo, out, lo, hi):  # type: ignore[no-unt
 
 
 @njit(cache=True)
-def _row_sums(x, sign, m, bhi, blo, out, store):  # type: ignore[no-untyped-def]
-    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``."""
+def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped-def]
+    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``; float64 exp if ``lse``."""
     n = x.shape[0]
     if n <= SUM_BLOCK:
         if store:
             return _block_sums_store(x, sign, m, bhi, blo, out, 0, n)
+        if lse:
+            return _block_sums_lse(x, sign, m, bhi, blo, 0, n)
         return _block_sums(x, sign, m, bhi, blo, 0, n)
     n0 = 0.0
     rest = 0.0
@@ -191,6 +208,8 @@ def _row_sums(x, sign, m, bhi, blo, out, store):  # type: ignore[no-untyped-def]
         hi = min(n, lo + SUM_BLOCK)
         if store:
             a, b = _block_sums_store(x, sign, m, bhi, blo, out, lo, hi)
+        elif lse:
+            a, b = _block_sums_lse(x, sign, m, bhi, blo, lo, hi)
         else:
             a, b = _block_sums(x, sign, m, bhi, blo, lo, hi)
         n0 += a
@@ -259,7 +278,7 @@ def _row(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
     if not _finite(m):
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
-    n0, rest = _row_sums(x, sign, m, bhi, blo, out, kind == SOFTMAX)
+    n0, rest = _row_sums(x, sign, m, bhi, blo, out, kind == SOFTMAX, kind == LOGSUMEXP)
     if rest != rest:
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
@@ -293,7 +312,7 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
             n0 = 0.0
             rest = 0.0
             if _finite(m):
-                n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, kind == SOFTMAX)
+                n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, kind == SOFTMAX, kind == LOGSUMEXP)
                 status = HAS_NAN if rest != rest else NORMAL
             else:
                 status, _ = _special(xv, sign, LOGSUMEXP, ov)
@@ -326,7 +345,7 @@ def _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ig
                     rest, comp = _two_sum_add(rest, comp, st[t, 2])
                 elif _finite(ms[t]):
                     zhi, zlo = _shift(ms[t], m, bhi, blo)
-                    f = _exp_z(zhi, zlo, sign)
+                    f = exp64(zhi, zlo)
                     rest, comp = _two_sum_add(rest, comp, (st[t, 1] + st[t, 2]) * f)
         rst[r, 0] = status
         rst[r, 1] = n0
@@ -445,6 +464,8 @@ def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[
     bm = np.empty(COL_WIDTH, dtype=x.dtype)
     n0 = np.empty(COL_WIDTH)
     rest = np.empty(COL_WIDTH)
+    comp = np.empty(COL_WIDTH)  # Neumaier compensation of rest, per column
+    bsum = np.empty(COL_WIDTH)  # the block's sum, added to rest with compensation
     f = np.empty(COL_WIDTH)
     for t in range(t0, t1):
         o = t // nw
@@ -455,6 +476,7 @@ def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[
             m[j] = ninf
             n0[j] = 0.0
             rest[j] = 0.0
+            comp[j] = 0.0
         for kb in range(0, k, COL_BLOCK):
             ke = min(k, kb + COL_BLOCK)
             for j in range(w):
@@ -467,9 +489,11 @@ def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[
             for j in range(w):
                 if bm[j] > m[j]:
                     zhi, zlo = _shift(m[j], bm[j], bhi, blo)
-                    rest[j] = (n0[j] + rest[j]) * _exp_z(zhi, zlo, sign)
+                    rest[j] = (n0[j] + (rest[j] + comp[j])) * _exp_z(zhi, zlo, sign)
+                    comp[j] = 0.0
                     n0[j] = 0.0
                     m[j] = bm[j]
+                bsum[j] = 0.0
             for i in range(kb, ke):
                 xr = x[o, i, j0:j1]
                 for j in range(w):
@@ -478,8 +502,12 @@ def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[
                     e = _exp_z(zhi, zlo, sign)
                     top = np.float64((zhi == 0.0) & (zlo == 0.0))
                     n0[j] += top
-                    rest[j] += e * (1.0 - top)
+                    bsum[j] += e * (1.0 - top)
+            for j in range(w):
+                rest[j], comp[j] = _two_sum_add(rest[j], comp[j], bsum[j])
         special = False
+        for j in range(w):
+            rest[j] += comp[j]
         for j in range(w):
             normal = _finite(m[j]) and rest[j] == rest[j]
             special |= not normal
