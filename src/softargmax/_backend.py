@@ -88,7 +88,13 @@ def device_of(x: Any) -> Any:
 # ``logsumexp``. ``x`` is a validated NumPy float array (float16/bfloat16 already cast
 # to float32), ``axes`` a sorted tuple, ``mask`` a bool array of x's shape or None, and
 # ``out`` None or an array of the result dtype that the kernel fills and returns.
-_KERNELS: dict[str, tuple[str, str, int]] = {}
+_KERNELS: dict[str, tuple[str, str, int]] = {
+    # the minimum size for implementation="auto": below it the first call would pay for
+    # importing numba (see softargmax._kernels.api and benchmarks/compare.py)
+    "softmax": ("softargmax._kernels.api", "softmax", 0),
+    "log_softmax": ("softargmax._kernels.api", "log_softmax", 0),
+    "logsumexp": ("softargmax._kernels.api", "logsumexp", 0),
+}
 
 
 def register_kernel(name: str, module: str, attr: str, min_size: int = 0) -> None:

@@ -1,0 +1,228 @@
+"""The NumPy kernel path: lays the data out for the numba kernels of :mod:`.core`.
+
+These functions follow the kernel contract of ``softargmax._backend`` (``_KERNELS``):
+``softmax(x, axes, scale, mask, out)``, ``log_softmax(...)`` and
+``logsumexp(x, axes, scale, mask, b) -> (lse, sign)`` with keepdims shapes. ``x`` is a
+validated float32 or float64 array (float16/bfloat16 arrive as float32).
+
+Layout: the reduced axes, if they are adjacent, make ``x`` an ``(outer, K, inner)``
+array without a copy (a non-contiguous input is made contiguous once); other axis
+tuples are moved to the end with one transpose copy. ``inner == 1`` is the row layout,
+otherwise the column layout (no transpose). Inputs below :data:`PARALLEL_MIN` elements
+run on the calling thread. Cases the kernels do not cover go to the reference:
+``logsumexp`` with weights ``b``, ``axis=()`` and empty arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from fractions import Fraction
+from typing import Any
+
+import numba
+import numpy as np
+
+from .. import _reference
+from .._validation import Scale
+from . import core as _k
+
+__all__ = ["PARALLEL_MIN", "log_softmax", "logsumexp", "softmax"]
+
+#: Inputs with fewer elements run serially (no parallel launch): measured break-even of
+#: the 2-thread launch (``benchmarks/compare.py``; about 10 us against 0.3 ns/element).
+PARALLEL_MIN = 32768
+
+# The workqueue threading layer must not be entered from two threads at once; with it,
+# a call that finds the parallel kernels busy runs serially instead of waiting.
+_PARALLEL_LOCK = threading.Lock()
+
+
+def _scale_args(scale: Scale, dtype: np.dtype) -> tuple[Any, float, float]:
+    """``(sign, beta_hi, beta_lo)``: ``|beta| = beta_hi + beta_lo`` to twice the precision."""
+    sign = dtype.type(scale.sign)
+    if scale.temperature is not None:
+        t = Fraction(scale.temperature)
+        hi = float(1 / t)
+        return sign, hi, float(1 / t - Fraction(hi))
+    if scale.beta is not None:
+        return sign, float(scale.beta), 0.0
+    return sign, 1.0, 0.0
+
+
+class _Layout:
+    """``x`` (and the mask) as a C-contiguous ``(outer, K, inner)`` array, and the way back."""
+
+    def __init__(self, x: np.ndarray, axes: tuple[int, ...], mask: Any, sign: int) -> None:
+        if mask is not None:
+            # an excluded entry is -inf after the sign is applied (an excluded NaN too);
+            # one pass over x here keeps the masks out of the vectorised kernels
+            x = np.where(mask, x, x.dtype.type(-np.inf * sign))
+        nd = x.ndim
+        self.shape = x.shape
+        a0, a1 = axes[0], axes[-1]
+        if axes == tuple(range(a0, a1 + 1)):
+            self.perm = None
+            outer = math.prod(x.shape[:a0])
+            inner = math.prod(x.shape[a1 + 1:])
+            xc = np.ascontiguousarray(x)
+            self.keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        else:
+            rest = [i for i in range(nd) if i not in axes]
+            self.perm = (*rest, *axes)
+            xc = np.ascontiguousarray(np.transpose(x, self.perm))
+            outer = math.prod(x.shape[i] for i in rest)
+            inner = 1
+            self.keep_shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
+        k = math.prod(x.shape[i] for i in axes)
+        self.work_shape = xc.shape
+        self.x = xc.reshape(outer, k, inner)
+
+    def result(self, out: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(res, res3)``: the array to return and its ``(outer, K, inner)`` view to fill."""
+        dtype = self.x.dtype
+        if (
+            self.perm is None
+            and isinstance(out, np.ndarray)
+            and out.dtype == dtype
+            and out.flags.c_contiguous
+            and out.flags.writeable
+        ):
+            res = out
+        else:
+            res = np.empty(self.work_shape, dtype=dtype)
+        return res, res.reshape(self.x.shape)
+
+    def back(self, res: np.ndarray, out: Any) -> np.ndarray:
+        if self.perm is None:
+            return res
+        inv = np.argsort(self.perm)
+        res = np.transpose(res, inv)
+        if isinstance(out, np.ndarray) and out.dtype == res.dtype:
+            np.copyto(out, res)
+            return out
+        return np.ascontiguousarray(res)
+
+
+def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Run the kernel for ``lay``; returns the per-distribution ``(stats, max)``.
+
+    ``stats[..., 0]`` is the status, ``[..., 1]`` n0 and ``[..., 2]`` rest, with shape
+    ``(outer,)`` (rows) or ``(outer, inner)`` (columns).
+    """
+    x3 = lay.x
+    nout, k, ninner = x3.shape
+    dtype = x3.dtype
+    sign, bhi, blo = _scale_args(scale, dtype)
+    size = x3.size
+    nthreads = numba.get_num_threads()
+    parallel = size >= PARALLEL_MIN and nthreads > 1
+    lock = parallel and numba.threading_layer() == "workqueue"
+    if lock and not _PARALLEL_LOCK.acquire(blocking=False):
+        parallel = lock = False
+    try:
+        if ninner == 1:
+            x2 = x3.reshape(nout, k)
+            out2 = res3.reshape(nout, k) if res3 is not None else np.empty((nout, 0), dtype)
+            rst = np.empty((nout, 3))
+            rms = np.empty(nout, dtype)
+            if k < _k.SHORT and nout > 1:
+                rpb = max(1, _k.SHORT_BLOCK // k)
+                if parallel:
+                    nb = -(-nout // rpb)
+                    _k.short_parallel(x2, sign, bhi, blo, kind, out2, rst, rms, rpb,
+                                      min(nb, 8 * nthreads))
+                else:
+                    _k.short_serial(x2, sign, bhi, blo, kind, out2, rst, rms, rpb)
+                return rst, rms
+            nc = -(-k // _k.CHUNK) if k > _k.CHUNK else 1
+            if nc == 1:
+                st, ms = rst, rms
+            else:
+                st, ms = np.empty((nout * nc, 3)), np.empty(nout * nc, dtype)
+            if parallel:
+                _k.rows_parallel(x2, sign, bhi, blo, kind, out2, st, ms, nc, rst, rms,
+                                 min(nout * nc, 8 * nthreads))
+            else:
+                _k.rows_serial(x2, sign, bhi, blo, kind, out2, st, ms, nc, rst, rms)
+            return rst, rms
+        out3 = res3 if res3 is not None else np.empty((nout, 0, ninner), dtype)
+        cst = np.empty((nout, ninner, 3))
+        cms = np.empty((nout, ninner), dtype)
+        if parallel:
+            nt = nout * (-(-ninner // _k.COL_WIDTH))
+            _k.cols_parallel(x3, sign, bhi, blo, kind, out3, cst, cms,
+                             min(nt, 8 * nthreads))
+        else:
+            _k.cols_serial(x3, sign, bhi, blo, kind, out3, cst, cms)
+        return cst, cms
+    finally:
+        if lock:
+            _PARALLEL_LOCK.release()
+
+
+def _covered(x: np.ndarray, axes: tuple[int, ...]) -> bool:
+    return bool(axes) and x.size > 0 and x.dtype in (np.float32, np.float64)
+
+
+def _distribution(kind: int, x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, out: Any) -> np.ndarray:
+    if not _covered(x, axes):
+        fn = _reference.softmax if kind == _k.SOFTMAX else _reference.log_softmax
+        return fn(np, x, axes, scale, mask)  # type: ignore[no-any-return]
+    lay = _Layout(x, axes, mask, scale.sign)
+    res, res3 = lay.result(out)
+    _run(lay, scale, kind, res3)
+    res = lay.back(res, out)
+    if mask is not None:
+        # excluded entries are structural: 0 / -inf even in a NaN row
+        np.copyto(res, 0.0 if kind == _k.SOFTMAX else -np.inf, where=~np.asarray(mask))
+    return res
+
+
+def softmax(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, out: Any) -> np.ndarray:
+    """Kernel path of :func:`softargmax.softmax` (and softmin: ``scale.sign == -1``)."""
+    return _distribution(_k.SOFTMAX, x, axes, scale, mask, out)
+
+
+def log_softmax(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, out: Any) -> np.ndarray:
+    """Kernel path of :func:`softargmax.log_softmax`."""
+    return _distribution(_k.LOG_SOFTMAX, x, axes, scale, mask, out)
+
+
+def logsumexp(
+    x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, b: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel path of :func:`softargmax.logsumexp`: ``(lse, sign)`` with keepdims shapes.
+
+    Weights ``b`` go to the reference.
+    """
+    if b is not None or not _covered(x, axes):
+        return _reference.logsumexp(np, x, axes, scale, mask, b)  # type: ignore[no-any-return]
+    lay = _Layout(x, axes, mask, scale.sign)
+    if lay.x.dtype == np.float32 and (lay.x.shape[2] > 1 or lay.x.shape[1] < _k.SHORT):
+        # the short-row and column kernels sum float32 input with the float32-accurate
+        # exp; m + log(s) may cancel, so they get float64 input (rows use the float64 exp)
+        lay.x = lay.x.astype(np.float64)
+    st, ms = _run(lay, scale, _k.LOGSUMEXP, None)
+    status = st[..., 0]
+    n0 = st[..., 1]
+    rest = st[..., 2]
+    m = ms.astype(np.float64)
+    with np.errstate(all="ignore"):
+        s_m1 = (n0 - 1.0) + rest
+        small = np.abs(s_m1) < 0.5
+        log_s = np.where(small, np.log1p(np.where(small, s_m1, 0.0)), np.log(n0 + rest))
+        if scale.temperature is not None:
+            m = m / scale.temperature
+        elif scale.beta is not None:
+            m = m * scale.beta
+        lse = m + log_s
+    sign = np.ones_like(lse)
+    lse[status == _k.HAS_INF] = np.inf
+    empty = status == _k.EMPTY
+    lse[empty] = -np.inf
+    sign[empty] = 0.0
+    nan = status == _k.HAS_NAN
+    lse[nan] = np.nan
+    sign[nan] = np.nan
+    return lse.reshape(lay.keep_shape), sign.reshape(lay.keep_shape)

@@ -1,0 +1,598 @@
+"""Fused numba kernels for softmax, log_softmax and logsumexp (and softmin through the sign).
+
+The algorithm is the reference's (``softargmax._reference``), reorganised into passes
+over memory; for one distribution with entries ``y = sign * x`` (excluded entries -inf):
+
+1. ``m = max(y)`` with ``llvm.maxnum`` (vectorised; a NaN is ignored here and caught in 2).
+2. ``z = beta * (y - m)`` carried as ``z_hi + z_lo`` (TwoSum of the shift and an exact
+   FMA product for the scale, float64 input only: float32 input is computed in float64
+   where the shift is exact), ``e = exp(z)`` (:mod:`._exp`), and the sums ``n0`` (entries
+   with ``z = 0`` exactly, each contributing 1) and ``rest`` (the others). softmax stores
+   ``e`` in ``out`` on the way. A NaN among the included entries makes ``rest`` NaN.
+3. softmax: ``out *= 1 / (n0 + rest)`` while the row is still in cache; log_softmax:
+   ``out = (z_hi - log_s) + z_lo`` with ``log_s = log1p((n0 - 1) + rest)`` (accurate next
+   to a dominant maximum); logsumexp returns ``(m, n0, rest)`` per distribution.
+
+Distributions whose max is not finite or whose sum is NaN (+inf entries, empty support,
+NaN) go to a scalar routine with the reference's semantics. Layouts:
+
+* rows (the reduced axes are the last, contiguous): one task per row, or per chunk of a
+  long row (chunks of ``CHUNK`` elements run in parallel; their ``(m, n0, rest)`` are
+  merged and a second parallel pass rescales each chunk by ``exp(beta(m_c - m)) / s``);
+* short rows (``K < SHORT``): blocks of rows, the exp pass runs flat over the whole block
+  so that it vectorises across rows;
+* columns (the reduced axes are followed by others): ``(outer, K, inner)`` without a
+  transpose copy, vectorised across the contiguous inner dimension with an online
+  (max, sum) pass over blocks of ``K`` and a second pass that writes the output.
+
+Every kernel exists in a serial form (small inputs: no parallel launch) and a parallel
+one (``prange`` over tasks). Only ``reassoc`` (and ``contract``) fast-math flags are used,
+on the reductions; the error-free transformations live in functions without them (LLVM
+keeps fast-math flags per instruction when it inlines).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from ._exp import exp32, exp64, fma, maxnum
+
+SOFTMAX = 0
+LOG_SOFTMAX = 1
+LOGSUMEXP = 2
+
+# status of a distribution
+NORMAL = 0
+HAS_NAN = 1
+HAS_INF = 2
+EMPTY = 3
+
+CHUNK = 1 << 16  # elements per task of a long row (a float64 chunk is 512 KiB: fits L2)
+SHORT = 64  # rows shorter than this are processed in flat blocks
+SHORT_BLOCK = 4096  # elements per block of short rows
+COL_WIDTH = 64  # inner columns per task of the column kernel
+COL_BLOCK = 32  # rows of K per block of the online column pass
+SUM_BLOCK = 1024  # the sums are accumulated per block, blocks added with compensation
+
+_FLAGS = {"reassoc", "contract"}
+_INF = np.inf
+
+
+# --------------------------------------------------------------------------- dtype helpers
+def _neg_inf(x):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_neg_inf)
+def _neg_inf_ov(x):  # type: ignore[no-untyped-def]
+    if x == types.float32:
+        return lambda x: np.float32(-np.inf)
+    return lambda x: -np.inf
+
+
+def _shift(y, m, bhi, blo):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_shift, jit_options={"fastmath": {"contract"}})
+def _shift_ov(y, m, bhi, blo):  # type: ignore[no-untyped-def]
+    """``z = beta * (y - m)`` as ``(z_hi, z_lo)``; ``z_lo`` is 0 where ``z_hi`` is not finite."""
+    if y == types.float64:
+
+        def impl(y, m, bhi, blo):  # type: ignore[no-untyped-def]
+            d = y - m
+            bb = d - y  # TwoSum: y + (-m) = d + dlo exactly
+            dlo = (y - (d - bb)) + (-m - bb)
+            zhi = d * bhi
+            zlo = fma(d, bhi, -zhi) + (d * blo + dlo * bhi)
+            if d == -_INF and y > -_INF:  # y - m overflowed although beta * (y - m) may not
+                zhi = y * bhi - m * bhi
+                zlo = 0.0
+            if not (zhi > -_INF):
+                zlo = 0.0
+            return zhi, zlo
+
+        return impl
+
+    def impl32(y, m, bhi, blo):  # type: ignore[no-untyped-def]
+        # float32 values are exact in float64 and their difference (nearly) so
+        return (np.float64(y) - np.float64(m)) * bhi, 0.0
+
+    return impl32
+
+
+def _exp_z(zhi, zlo, like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_exp_z)
+def _exp_z_ov(zhi, zlo, like):  # type: ignore[no-untyped-def]
+    """``exp(z_hi + z_lo)`` at the accuracy of ``like``'s dtype."""
+    if like == types.float64:
+        return lambda zhi, zlo, like: exp64(zhi, zlo)
+    return lambda zhi, zlo, like: exp32(zhi)
+
+
+
+
+@njit(cache=True)
+def _two_sum_add(s, c, v):  # type: ignore[no-untyped-def]
+    """Neumaier: add ``v`` to the compensated sum ``s + c``."""
+    t = s + v
+    if abs(s) >= abs(v):
+        c += (s - t) + v
+    else:
+        c += (v - t) + s
+    return t, c
+
+
+@njit(cache=True)
+def _log_s(n0, rest):  # type: ignore[no-untyped-def]
+    """``log(n0 + rest)``, by ``log1p`` where the sum is close to 1."""
+    s_m1 = (n0 - 1.0) + rest
+    if abs(s_m1) < 0.5:
+        return math.log1p(s_m1)
+    return math.log(n0 + rest)
+
+
+# --------------------------------------------------------------------------- row passes
+@njit(cache=True, fastmath=_FLAGS)
+def _row_max(x, sign):  # type: ignore[no-untyped-def]
+    ninf = _neg_inf(sign)
+    m = ninf
+    for i in range(x.shape[0]):
+        m = maxnum(m, (x[i] * sign))
+    return m
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _block_sums(x, sign, m, bhi, blo, lo, hi):  # type: ignore[no-untyped-def]
+    n0 = 0.0
+    rest = 0.0
+    for i in range(lo, hi):
+        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
+        e = _exp_z(zhi, zlo, sign)
+        top = np.float64((zhi == 0.0) & (zlo == 0.0))
+        n0 += top
+        rest += e * (1.0 - top)
+    return n0, rest
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _block_sums_lse(x, sign, m, bhi, blo, lo, hi):  # type: ignore[no-untyped-def]
+    """As :func:`_block_sums` with the float64 exp for every dtype (logsumexp needs the
+    sum to float64 accuracy: ``m + log s`` may cancel)."""
+    n0 = 0.0
+    rest = 0.0
+    for i in range(lo, hi):
+        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
+        e = exp64(zhi, zlo)
+        top = np.float64((zhi == 0.0) & (zlo == 0.0))
+        n0 += top
+        rest += e * (1.0 - top)
+    return n0, rest
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _block_sums_store(x, sign, m, bhi, blo, out, lo, hi):  # type: ignore[no-untyped-def]
+    n0 = 0.0
+    rest = 0.0
+    for i in range(lo, hi):
+        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
+        e = _exp_z(zhi, zlo, sign)
+        out[i] = e
+        top = np.float64((zhi == 0.0) & (zlo == 0.0))
+        n0 += top
+        rest += e * (1.0 - top)
+    return n0, rest
+
+
+@njit(cache=True)
+def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped-def]
+    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``; float64 exp if ``lse``."""
+    n = x.shape[0]
+    if n <= SUM_BLOCK:
+        if store:
+            return _block_sums_store(x, sign, m, bhi, blo, out, 0, n)
+        if lse:
+            return _block_sums_lse(x, sign, m, bhi, blo, 0, n)
+        return _block_sums(x, sign, m, bhi, blo, 0, n)
+    n0 = 0.0
+    rest = 0.0
+    comp = 0.0
+    for lo in range(0, n, SUM_BLOCK):
+        hi = min(n, lo + SUM_BLOCK)
+        if store:
+            a, b = _block_sums_store(x, sign, m, bhi, blo, out, lo, hi)
+        elif lse:
+            a, b = _block_sums_lse(x, sign, m, bhi, blo, lo, hi)
+        else:
+            a, b = _block_sums(x, sign, m, bhi, blo, lo, hi)
+        n0 += a
+        rest, comp = _two_sum_add(rest, comp, b)
+    return n0, rest + comp
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _scale_out(out, f):  # type: ignore[no-untyped-def]
+    for i in range(out.shape[0]):
+        out[i] = out[i] * f
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _fill(out, v):  # type: ignore[no-untyped-def]
+    for i in range(out.shape[0]):
+        out[i] = v
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _row_log(x, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-def]
+    for i in range(x.shape[0]):
+        zhi, zlo = _shift((x[i] * sign), m, bhi, blo)
+        out[i] = (zhi - log_s) + zlo
+
+
+@njit(cache=True)
+def _special(x, sign, kind, out):  # type: ignore[no-untyped-def]
+    """The reference's semantics for a distribution with NaN, +inf or empty support.
+
+    Fills ``out`` (softmax / log_softmax) and returns ``(status, n_inf)``.
+    """
+    n_inf = 0
+    status = EMPTY
+    for i in range(x.shape[0]):
+        y = x[i] * sign
+        if y != y:
+            status = HAS_NAN
+            break
+        if y == _INF:
+            n_inf += 1
+            status = HAS_INF
+    if kind == LOGSUMEXP:
+        return status, n_inf
+    for i in range(x.shape[0]):
+        if status == HAS_NAN:
+            out[i] = np.nan
+            continue
+        at_inf = status == HAS_INF and x[i] * sign == _INF
+        if kind == SOFTMAX:
+            out[i] = 1.0 / max(n_inf, 1) if at_inf else 0.0
+        else:
+            out[i] = -math.log(max(n_inf, 1)) if at_inf else -_INF
+    return status, n_inf
+
+
+@njit(cache=True)
+def _finite(v):  # type: ignore[no-untyped-def]
+    return v - v == 0
+
+
+@njit(cache=True)
+def _row(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
+    """One whole distribution (contiguous): fills ``out``; returns ``(status, m, n0, rest)``."""
+    m = _row_max(x, sign)
+    if not _finite(m):
+        status, _ = _special(x, sign, kind, out)
+        return status, m, 0.0, 0.0
+    n0, rest = _row_sums(x, sign, m, bhi, blo, out, kind == SOFTMAX, kind == LOGSUMEXP)
+    if rest != rest:
+        status, _ = _special(x, sign, kind, out)
+        return status, m, 0.0, 0.0
+    if kind == SOFTMAX:
+        _scale_out(out, 1.0 / (n0 + rest))
+    elif kind == LOG_SOFTMAX:
+        _row_log(x, sign, m, bhi, blo, _log_s(n0, rest), out)
+    return NORMAL, m, n0, rest
+
+
+# --------------------------------------------------------------------------- rows
+@njit(cache=True)
+def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: ignore[no-untyped-def]
+    """Tasks ``t0..t1`` of the row layout: row ``t // nc``, chunk ``t % nc``.
+
+    With ``nc == 1`` a task is a whole row, finished here. Otherwise the chunk's
+    ``(status, n0, rest)`` go to ``st[t]`` and its max to ``ms[t]``; softmax stores
+    ``exp(z)`` relative to the chunk's max.
+    """
+    k = x.shape[1]
+    for t in range(t0, t1):
+        r = t // nc
+        lo = (t - r * nc) * CHUNK if nc > 1 else 0
+        hi = min(k, lo + CHUNK) if nc > 1 else k
+        xv = x[r, lo:hi]
+        ov = out[r, lo:hi]
+        if nc == 1:
+            status, m, n0, rest = _row(xv, sign, bhi, blo, kind, ov)
+        else:
+            m = _row_max(xv, sign)
+            n0 = 0.0
+            rest = 0.0
+            if _finite(m):
+                n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, kind == SOFTMAX, kind == LOGSUMEXP)
+                status = HAS_NAN if rest != rest else NORMAL
+            else:
+                status, _ = _special(xv, sign, LOGSUMEXP, ov)
+        st[t, 0] = status
+        st[t, 1] = n0
+        st[t, 2] = rest
+        ms[t] = m
+
+
+@njit(cache=True)
+def _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
+    """Merge the chunks of each long row into ``rst[r] = (status, n0, rest)``, ``rms[r] = m``."""
+    for r in range(x.shape[0]):
+        t0 = r * nc
+        nan = False
+        m = ms[t0]
+        for t in range(t0, t0 + nc):
+            nan |= st[t, 0] == HAS_NAN
+            m = max(m, ms[t])
+        n0 = 0.0
+        rest = 0.0
+        comp = 0.0
+        if nan or not _finite(m):
+            status, _ = _special(x[r], sign, kind, out[r])
+        else:
+            status = NORMAL
+            for t in range(t0, t0 + nc):
+                if ms[t] == m:
+                    n0 += st[t, 1]
+                    rest, comp = _two_sum_add(rest, comp, st[t, 2])
+                elif _finite(ms[t]):
+                    zhi, zlo = _shift(ms[t], m, bhi, blo)
+                    f = exp64(zhi, zlo)
+                    rest, comp = _two_sum_add(rest, comp, (st[t, 1] + st[t, 2]) * f)
+        rst[r, 0] = status
+        rst[r, 1] = n0
+        rst[r, 2] = rest + comp
+        rms[r] = m
+
+
+@njit(cache=True)
+def _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # type: ignore[no-untyped-def]
+    """Second pass over the chunks of long rows: rescale (softmax) or write log_softmax."""
+    k = x.shape[1]
+    for t in range(t0, t1):
+        r = t // nc
+        if rst[r, 0] != NORMAL:
+            continue
+        lo = (t - r * nc) * CHUNK
+        hi = min(k, lo + CHUNK)
+        ov = out[r, lo:hi]
+        m = rms[r]
+        s = rst[r, 1] + rst[r, 2]
+        if kind == SOFTMAX:
+            mc = ms[t]
+            if not _finite(mc):
+                _fill(ov, 0.0)
+            else:
+                zhi, zlo = _shift(mc, m, bhi, blo)
+                _scale_out(ov, _exp_z(zhi, zlo, sign) / s)
+        else:
+            _row_log(x[r, lo:hi], sign, m, bhi, blo, _log_s(rst[r, 1], rst[r, 2]), ov)
+
+
+# --------------------------------------------------------------------------- short rows
+@njit(cache=True, fastmath=_FLAGS)
+def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: ignore[no-untyped-def]
+    """Blocks ``b0..b1`` of ``rpb`` short rows each; the exp pass runs flat over a block."""
+    nrow, k = x.shape
+    ninf = _neg_inf(sign)
+    zero = sign - sign
+    xflat = x.reshape(nrow * k)
+    oflat = out.reshape(out.size)
+    n = rpb * k
+    mexp = np.empty(n, dtype=x.dtype)
+    ebuf = np.empty(n)
+    cbuf = np.empty(n)
+    fbuf = np.empty(n)
+    for b in range(b0, b1):
+        r0 = b * rpb
+        r1 = min(nrow, r0 + rpb)
+        xf = xflat[r0 * k:r1 * k]
+        of = oflat[r0 * k:r1 * k]
+        nb = (r1 - r0) * k
+        # per-row max, broadcast to the row's entries (0 for rows with no finite max)
+        for r in range(r1 - r0):
+            m = ninf
+            for j in range(r * k, r * k + k):
+                m = maxnum(m, (xf[j] * sign))
+            rms[r0 + r] = m
+            if not _finite(m):
+                m = zero
+            for j in range(r * k, r * k + k):
+                mexp[j] = m
+        # flat: exp and the "is a maximum" indicator
+        for i in range(nb):
+            zhi, zlo = _shift((xf[i] * sign), mexp[i], bhi, blo)
+            e = _exp_z(zhi, zlo, sign)
+            top = np.float64((zhi == 0.0) & (zlo == 0.0))
+            cbuf[i] = top
+            ebuf[i] = e * (1.0 - top)
+        # per-row sums, the factor broadcast to the entries
+        for r in range(r1 - r0):
+            n0 = 0.0
+            rest = 0.0
+            for j in range(r * k, r * k + k):
+                n0 += cbuf[j]
+                rest += ebuf[j]
+            status = NORMAL if (_finite(rms[r0 + r]) and rest == rest) else HAS_NAN
+            rst[r0 + r, 0] = status
+            rst[r0 + r, 1] = n0
+            rst[r0 + r, 2] = rest
+            if kind == LOGSUMEXP:
+                continue
+            if status != NORMAL:
+                f = 0.0  # overwritten below
+            elif kind == SOFTMAX:
+                f = 1.0 / (n0 + rest)
+            else:
+                f = _log_s(n0, rest)
+            for j in range(r * k, r * k + k):
+                fbuf[j] = f
+        if kind == SOFTMAX:
+            for i in range(nb):
+                of[i] = (ebuf[i] + cbuf[i]) * fbuf[i]
+        elif kind == LOG_SOFTMAX:
+            for i in range(nb):
+                zhi, zlo = _shift((xf[i] * sign), mexp[i], bhi, blo)
+                of[i] = (zhi - fbuf[i]) + zlo
+        # rows with NaN, +inf or empty support
+        for r in range(r0, r1):
+            if rst[r, 0] != NORMAL:
+                status, _ = _special(x[r], sign, kind, out[r])
+                rst[r, 0] = status
+
+
+# --------------------------------------------------------------------------- columns
+@njit(cache=True, fastmath=_FLAGS)
+def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[no-untyped-def]
+    """Tasks ``t0..t1`` of the column layout ``(outer, K, inner)``: ``COL_WIDTH`` columns each.
+
+    Per-column ``(status, n0, rest)`` go to ``cst[o, j]`` and the max to ``cms[o, j]``.
+    """
+    nout, k, ninner = x.shape
+    nw = (ninner + COL_WIDTH - 1) // COL_WIDTH
+    ninf = _neg_inf(sign)
+    zero = sign - sign
+    m = np.empty(COL_WIDTH, dtype=x.dtype)
+    bm = np.empty(COL_WIDTH, dtype=x.dtype)
+    n0 = np.empty(COL_WIDTH)
+    rest = np.empty(COL_WIDTH)
+    comp = np.empty(COL_WIDTH)  # Neumaier compensation of rest, per column
+    bsum = np.empty(COL_WIDTH)  # the block's sum, added to rest with compensation
+    f = np.empty(COL_WIDTH)
+    for t in range(t0, t1):
+        o = t // nw
+        j0 = (t - o * nw) * COL_WIDTH
+        j1 = min(ninner, j0 + COL_WIDTH)
+        w = j1 - j0
+        for j in range(w):
+            m[j] = ninf
+            n0[j] = 0.0
+            rest[j] = 0.0
+            comp[j] = 0.0
+        for kb in range(0, k, COL_BLOCK):
+            ke = min(k, kb + COL_BLOCK)
+            for j in range(w):
+                bm[j] = ninf
+            for i in range(kb, ke):
+                xr = x[o, i, j0:j1]
+                for j in range(w):
+                    bm[j] = maxnum(bm[j], (xr[j] * sign))
+            # online rescaling where the block raised the max
+            for j in range(w):
+                if bm[j] > m[j]:
+                    zhi, zlo = _shift(m[j], bm[j], bhi, blo)
+                    rest[j] = (n0[j] + (rest[j] + comp[j])) * _exp_z(zhi, zlo, sign)
+                    comp[j] = 0.0
+                    n0[j] = 0.0
+                    m[j] = bm[j]
+                bsum[j] = 0.0
+            for i in range(kb, ke):
+                xr = x[o, i, j0:j1]
+                for j in range(w):
+                    mj = m[j] if _finite(m[j]) else zero
+                    zhi, zlo = _shift((xr[j] * sign), mj, bhi, blo)
+                    e = _exp_z(zhi, zlo, sign)
+                    top = np.float64((zhi == 0.0) & (zlo == 0.0))
+                    n0[j] += top
+                    bsum[j] += e * (1.0 - top)
+            for j in range(w):
+                rest[j], comp[j] = _two_sum_add(rest[j], comp[j], bsum[j])
+        special = False
+        for j in range(w):
+            rest[j] += comp[j]
+        for j in range(w):
+            normal = _finite(m[j]) and rest[j] == rest[j]
+            special |= not normal
+            cst[o, j0 + j, 0] = NORMAL if normal else HAS_NAN
+            cst[o, j0 + j, 1] = n0[j]
+            cst[o, j0 + j, 2] = rest[j]
+            cms[o, j0 + j] = m[j]
+            if not normal:
+                m[j] = zero
+                f[j] = 0.0  # the column is rewritten by _special below
+            elif kind == SOFTMAX:
+                f[j] = 1.0 / (n0[j] + rest[j])
+            elif kind == LOG_SOFTMAX:
+                f[j] = _log_s(n0[j], rest[j])
+        if kind == SOFTMAX:
+            for i in range(k):
+                xr = x[o, i, j0:j1]
+                orow = out[o, i, j0:j1]
+                for j in range(w):
+                    zhi, zlo = _shift((xr[j] * sign), m[j], bhi, blo)
+                    orow[j] = _exp_z(zhi, zlo, sign) * f[j]
+        elif kind == LOG_SOFTMAX:
+            for i in range(k):
+                xr = x[o, i, j0:j1]
+                orow = out[o, i, j0:j1]
+                for j in range(w):
+                    zhi, zlo = _shift((xr[j] * sign), m[j], bhi, blo)
+                    orow[j] = (zhi - f[j]) + zlo
+        if special:
+            for j in range(j0, j1):
+                if cst[o, j, 0] != NORMAL:
+                    status, _ = _special(x[o, :, j], sign, kind, out[o, :, j])
+                    cst[o, j, 0] = status
+
+
+# --------------------------------------------------------------------------- drivers
+@njit(parallel=True, cache=True)
+def rows_parallel(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms, ntask):  # type: ignore[no-untyped-def]
+    """All rows, in parallel: ``ntask`` contiguous ranges of the row/chunk tasks."""
+    nt = st.shape[0]
+    for b in prange(ntask):
+        _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc,
+                    b * nt // ntask, (b + 1) * nt // ntask)
+    if nc > 1:
+        _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms)
+        if kind != LOGSUMEXP:
+            for b in prange(ntask):
+                _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms,
+                             b * nt // ntask, (b + 1) * nt // ntask)
+
+
+@njit(cache=True)
+def rows_serial(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
+    """All rows, on the calling thread."""
+    nt = st.shape[0]
+    _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, 0, nt)
+    if nc > 1:
+        _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms)
+        if kind != LOGSUMEXP:
+            _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, 0, nt)
+
+
+@njit(parallel=True, cache=True)
+def short_parallel(x, sign, bhi, blo, kind, out, rst, rms, rpb, ntask):  # type: ignore[no-untyped-def]
+    nb = (x.shape[0] + rpb - 1) // rpb
+    for b in prange(ntask):
+        _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb,
+                     b * nb // ntask, (b + 1) * nb // ntask)
+
+
+@njit(cache=True)
+def short_serial(x, sign, bhi, blo, kind, out, rst, rms, rpb):  # type: ignore[no-untyped-def]
+    nb = (x.shape[0] + rpb - 1) // rpb
+    _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, 0, nb)
+
+
+@njit(parallel=True, cache=True)
+def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, ntask):  # type: ignore[no-untyped-def]
+    nt = x.shape[0] * ((x.shape[2] + COL_WIDTH - 1) // COL_WIDTH)
+    for b in prange(ntask):
+        _col_tasks(x, sign, bhi, blo, kind, out, cst, cms,
+                   b * nt // ntask, (b + 1) * nt // ntask)
+
+
+@njit(cache=True)
+def cols_serial(x, sign, bhi, blo, kind, out, cst, cms):  # type: ignore[no-untyped-def]
+    nt = x.shape[0] * ((x.shape[2] + COL_WIDTH - 1) // COL_WIDTH)
+    _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, 0, nt)
