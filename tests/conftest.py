@@ -125,7 +125,10 @@ def _implementations() -> list[str]:
 
 @pytest.fixture(params=_implementations())
 def implementation(request: pytest.FixtureRequest) -> str:
-    if request.param == "numba" and "backend" in request.fixturenames:
-        if request.getfixturevalue("backend").name not in ("numpy", "numpy_readonly"):
-            pytest.skip("the numba kernels take NumPy input only")
+    if (
+        request.param == "numba"
+        and "backend" in request.fixturenames
+        and request.getfixturevalue("backend").name not in ("numpy", "numpy_readonly")
+    ):
+        pytest.skip("the numba kernels take NumPy input only")
     return str(request.param)
