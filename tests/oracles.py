@@ -14,7 +14,9 @@ from typing import Any
 import mpmath
 import numpy as np
 
-mpmath.mp.dps = 400  # exp(-745) next to 1 needs ~340 digits
+# exp(-745) next to 1 needs ~340 digits; every oracle sets the precision itself (workdps),
+# since other tests may change mpmath's global precision in the same process.
+DPS = 400
 
 
 def _rows(x: np.ndarray, axis: int) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -29,6 +31,15 @@ def _scale(v: float, beta: float, temperature: float | None) -> Any:
     return mpmath.mpf(float(v)) * mpmath.mpf(beta)
 
 
+def _precise(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with mpmath.workdps(DPS):
+            return fn(*args, **kwargs)
+
+    return wrapped
+
+
+@_precise
 def mp_log_softmax_row(row: np.ndarray, beta: float = 1.0, temperature: float | None = None) -> list[Any]:
     z = [_scale(v, beta, temperature) for v in row]
     m = max(z)
@@ -36,6 +47,7 @@ def mp_log_softmax_row(row: np.ndarray, beta: float = 1.0, temperature: float | 
     return [(v - m) - lse for v in z]
 
 
+@_precise
 def mp_softmax(
     x: np.ndarray, axis: int = -1, beta: float = 1.0, temperature: float | None = None
 ) -> np.ndarray:
@@ -45,12 +57,14 @@ def mp_softmax(
     return np.moveaxis(out.reshape(shape), -1, axis)
 
 
+@_precise
 def mp_log_softmax(x: np.ndarray, axis: int = -1, beta: float = 1.0) -> np.ndarray:
     rows, shape = _rows(x, axis)
     out = np.array([[float(v) for v in mp_log_softmax_row(r, beta)] for r in rows])
     return np.moveaxis(out.reshape(shape), -1, axis)
 
 
+@_precise
 def mp_logsumexp(x: np.ndarray, axis: int = -1, beta: float = 1.0) -> np.ndarray:
     rows, shape = _rows(x, axis)
     out = []

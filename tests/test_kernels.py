@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import zlib
 
 import mpmath
 import numpy as np
@@ -26,8 +27,8 @@ SCALES = [Scale(), Scale(-1), Scale(1, 2.5, None), Scale(-1, None, 0.3), Scale(1
 
 # --------------------------------------------------------------------------- exp
 def _ulps(got: np.ndarray, z: np.ndarray) -> np.ndarray:
-    mpmath.mp.dps = 40
-    exact = [mpmath.exp(mpmath.mpf(float(v))) for v in z]
+    with mpmath.workdps(40):
+        exact = [mpmath.exp(mpmath.mpf(float(v))) for v in z]
     return np.array([abs(float((mpmath.mpf(float(g)) - e) / math.ulp(float(e)))) for g, e in zip(got, exact, strict=True)])
 
 
@@ -105,7 +106,7 @@ LAYOUTS = [
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("shape", "axis"), LAYOUTS)
 def test_kernel_matches_reference(shape, axis, dtype):
-    rng = np.random.default_rng(abs(hash((shape, str(axis)))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((shape, axis)).encode()))
     for x in (rng.standard_normal(shape).astype(dtype) * 10, _adversarial(shape, dtype, rng)):
         for scale in SCALES:
             for fn in (softmax, log_softmax):
@@ -114,7 +115,14 @@ def test_kernel_matches_reference(shape, axis, dtype):
                          fn(x, axis=axis, implementation="reference", **kw), dtype)
             got = logsumexp(x, axis=axis, implementation="numba", beta=scale.signed_beta)
             ref = logsumexp(x, axis=axis, implementation="reference", beta=scale.signed_beta)
-            _compare(got, ref, dtype)
+            # m + log(s) cancels where the result is near 0: the error is relative to |m|
+            np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+            fin = np.isfinite(ref)
+            with np.errstate(invalid="ignore"):
+                m = np.max(np.where(np.isfinite(x), np.abs(scale.signed_beta * x.astype(np.float64)), 0), axis=axis)
+            bound = TOL[dtype] * (np.abs(ref[fin]) + m[fin]) + np.finfo(dtype).tiny
+            assert np.all(np.abs(got[fin] - ref[fin]) <= bound)
+            np.testing.assert_array_equal(got[~fin], ref[~fin])
 
 
 def test_temperature_is_exact_not_rounded_beta():

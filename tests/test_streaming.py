@@ -167,9 +167,9 @@ def test_against_scipy_and_mpmath():
     np.testing.assert_allclose(
         logsumexp_chunked(x, 1, b=b, chunk_size=333), scipy.special.logsumexp(x, axis=1, b=b), rtol=1e-14
     )
-    mpmath.mp.dps = 50
     row = x[0]
-    exact = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(float(v))) for v in row))
+    with mpmath.workdps(50):
+        exact = mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(float(v))) for v in row))
     assert float(logsumexp_chunked(row, chunk_size=7)) == pytest.approx(float(exact), rel=2e-16)
 
 

@@ -150,10 +150,10 @@ def _row_max(x, sign):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _block_sums(x, sign, m, bhi, blo, lo, hi):  # type: ignore[no-untyped-def]
+def _block_sums(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
     n0 = 0.0
     rest = 0.0
-    for i in range(lo, hi):
+    for i in range(x.shape[0]):
         zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
         e = _exp_z(zhi, zlo, sign)
         top = np.float64((zhi == 0.0) & (zlo == 0.0))
@@ -163,12 +163,12 @@ def _block_sums(x, sign, m, bhi, blo, lo, hi):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _block_sums_lse(x, sign, m, bhi, blo, lo, hi):  # type: ignore[no-untyped-def]
+def _block_sums_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
     """As :func:`_block_sums` with the float64 exp for every dtype (logsumexp needs the
     sum to float64 accuracy: ``m + log s`` may cancel)."""
     n0 = 0.0
     rest = 0.0
-    for i in range(lo, hi):
+    for i in range(x.shape[0]):
         zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
         e = exp64(zhi, zlo)
         top = np.float64((zhi == 0.0) & (zlo == 0.0))
@@ -178,10 +178,10 @@ def _block_sums_lse(x, sign, m, bhi, blo, lo, hi):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _block_sums_store(x, sign, m, bhi, blo, out, lo, hi):  # type: ignore[no-untyped-def]
+def _block_sums_store(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
     n0 = 0.0
     rest = 0.0
-    for i in range(lo, hi):
+    for i in range(x.shape[0]):
         zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
         e = _exp_z(zhi, zlo, sign)
         out[i] = e
@@ -197,21 +197,22 @@ def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped
     n = x.shape[0]
     if n <= SUM_BLOCK:
         if store:
-            return _block_sums_store(x, sign, m, bhi, blo, out, 0, n)
+            return _block_sums_store(x, sign, m, bhi, blo, out)
         if lse:
-            return _block_sums_lse(x, sign, m, bhi, blo, 0, n)
-        return _block_sums(x, sign, m, bhi, blo, 0, n)
+            return _block_sums_lse(x, sign, m, bhi, blo)
+        return _block_sums(x, sign, m, bhi, blo)
     n0 = 0.0
     rest = 0.0
     comp = 0.0
     for lo in range(0, n, SUM_BLOCK):
         hi = min(n, lo + SUM_BLOCK)
+        # slices, not range(lo, hi): a run-time lower bound makes numba emit gathers
         if store:
-            a, b = _block_sums_store(x, sign, m, bhi, blo, out, lo, hi)
+            a, b = _block_sums_store(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
         elif lse:
-            a, b = _block_sums_lse(x, sign, m, bhi, blo, lo, hi)
+            a, b = _block_sums_lse(x[lo:hi], sign, m, bhi, blo)
         else:
-            a, b = _block_sums(x, sign, m, bhi, blo, lo, hi)
+            a, b = _block_sums(x[lo:hi], sign, m, bhi, blo)
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
     return n0, rest + comp
