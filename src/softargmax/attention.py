@@ -533,7 +533,7 @@ def _scores_np(
         else:
             np.copyto(s, -np.inf, where=~mb)
     if p.offset is not None and j1 > full:
-        seen = np.subtract.outer(np.arange(j0, j1), np.arange(i0, i1)).T <= p.offset
+        seen = p.offset >= np.subtract.outer(np.arange(j0, j1), np.arange(i0, i1)).T
         np.copyto(s, -np.inf, where=~seen)
 
 
