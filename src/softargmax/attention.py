@@ -1067,7 +1067,7 @@ def _linear_forward(
             z = z + xp.sum(kf[..., done:lo, :], axis=-2)
             done = lo
         qb = qf[..., i0:i1, :]
-        a = (qb @ mt(kf[..., lo:hi, :])) * _tri(xp, dev, i0, i1, lo, hi, offset)
+        a = xp.where(_tri(xp, dev, i0, i1, lo, hi, offset), qb @ mt(kf[..., lo:hi, :]), 0.0)
         nums.append(qb @ state + a @ v[..., lo:hi, :])
         dens.append((qb @ z[..., None])[..., 0] + xp.sum(a, axis=-1))
     num, den = xp.concat(nums, axis=-2), xp.concat(dens, axis=-1)
@@ -1259,8 +1259,8 @@ def _linear_causal_grads(
         qb, dn, dd = qf[..., i0:i1, :], dnum[..., i0:i1, :], dden[..., i0:i1]
         kb, vb = kf[..., lo:hi, :], v[..., lo:hi, :]
         tri = _tri(xp, dev, i0, i1, lo, hi, offset)
-        a = (qb @ mt(kb)) * tri  # the block's own weights phi(q_i) . phi(k_j)
-        da = (dn @ mt(vb) + dd[..., None]) * tri
+        a = xp.where(tri, qb @ mt(kb), 0.0)  # the block's own weights phi(q_i) . phi(k_j)
+        da = xp.where(tri, dn @ mt(vb) + dd[..., None], 0.0)
         dq_parts.append(dn @ mt(state) + dd[..., None] * z[..., None, :] + da @ kb)
         if hi > lo:
             intra_k.append((lo, mt(da) @ qb))
