@@ -45,12 +45,12 @@ Conventions settled here (and tested):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -78,7 +78,7 @@ _FEATURE_MAPS = ("elu1", "relu")
 _BQ, _BK = 256, 512
 # Below this many score entries (batch * Lq * Lk) the whole batch goes through the
 # batched array-API path in one thread: fewer Python steps, memory still bounded.
-_SMALL = 1 << 21
+_SMALL = 1 << 18
 
 
 # =========================================================================== validation
@@ -433,14 +433,51 @@ def _backward_ref(p: _Problem, out: Any, lse: Any, dout: Any) -> tuple[Any, Any,
 # Per (batch entry, query block) tasks on a pool of threads, each with its own score
 # buffers. Block products go through BLAS (np.matmul into preallocated blocks), the
 # elementwise steps through NumPy's SIMD loops; both release the GIL. BLAS is held to one
-# thread inside the pool (threadpoolctl, when installed) so that the two levels of
-# parallelism do not oversubscribe the cores.
-def _blas_one_thread() -> AbstractContextManager[Any]:
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn/scipy
-        return nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
+# thread meanwhile: its own threads on blocks this small cost far more than they give
+# (30x in CPU time on a loaded machine), and would oversubscribe the cores of the pool.
+class _OneBlasThread:
+    """Hold the BLAS of NumPy to one thread while any attention call runs.
+
+    Reference counted, so that concurrent calls from several user threads restore the
+    setting only when the last one leaves. Uses threadpoolctl (installed with SciPy and
+    scikit-learn); without it nothing is changed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._limiter: Any = None
+        self._controller: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            if self._controller is None:
+                try:
+                    from threadpoolctl import ThreadpoolController
+                except ImportError:  # pragma: no cover - comes with scipy/scikit-learn
+                    self._controller = False
+                else:
+                    self._controller = ThreadpoolController()
+            if self._controller:
+                self._limiter = self._controller.limit(limits=1, user_api="blas")
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._limiter is not None:
+                self._limiter.restore_original_limits()
+                self._limiter = None
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
+
+
+def _blas_guard(xp: Any) -> Any:
+    """One BLAS thread for NumPy's blockwise products; other libraries are left alone."""
+    return _ONE_BLAS_THREAD if is_numpy(xp) else contextlib.nullcontext()
 
 
 def _run_tasks(
@@ -455,7 +492,7 @@ def _run_tasks(
     threads = min(threads, len(tasks))
     if threads <= 1:
         state: dict[str, Any] = {}
-        with np.errstate(all="ignore"):
+        with _ONE_BLAS_THREAD, np.errstate(all="ignore"):
             for i, t in enumerate(tasks):
                 results[i] = fn(t, state)
         return results
@@ -477,7 +514,7 @@ def _run_tasks(
                     failed.append(err)
                     return
 
-    with _blas_one_thread(), ThreadPoolExecutor(threads) as pool:
+    with _ONE_BLAS_THREAD, ThreadPoolExecutor(threads) as pool:
         for f in [pool.submit(worker) for _ in range(threads)]:
             f.result()
     if failed:
@@ -794,7 +831,7 @@ def attention(
     if _use_numpy_path(p, _check_path(implementation)):
         out, lse = _forward_np(p, threads)
     else:
-        with np.errstate(all="ignore"):
+        with _blas_guard(p.xp), np.errstate(all="ignore"):
             out, lse = _forward_ref(p)
     out = _cast(p.xp, out, p.out_dtype)
     return (out, lse) if return_lse else out
@@ -880,7 +917,7 @@ def attention_vjp(
     if _use_numpy_path(p, _check_path(implementation)):
         grads = _backward_np(p, arrays["out"], arrays["lse"], arrays["dout"], threads)
     else:
-        with np.errstate(all="ignore"):
+        with _blas_guard(p.xp), np.errstate(all="ignore"):
             grads = _backward_ref(p, arrays["out"], arrays["lse"], arrays["dout"])
     dq, dk, dv = (
         _cast(xp, _unbroadcast(xp, g, tuple(x.shape)), dtype)
