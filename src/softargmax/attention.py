@@ -1177,7 +1177,7 @@ def linear_attention(
     """
     fm = _check_feature_map(feature_map)
     xp, (q, k, v), _, st = _linear_problem(q, k, v, causal, block_size)
-    with np.errstate(all="ignore"):
+    with _blas_guard(xp), np.errstate(all="ignore"):
         qf, _ = _feature_map(xp, fm, q)
         kf, _ = _feature_map(xp, fm, k)
         out, _ = _linear_forward(xp, qf, kf, v, st["offset"], st["bq"], st["batch"])
@@ -1242,7 +1242,7 @@ def linear_attention_vjp(
         raise ValueError(msg)
     dout = _cast(xp, dout, st["work_dtype"])
     mt = xp.matrix_transpose
-    with np.errstate(all="ignore"):
+    with _blas_guard(xp), np.errstate(all="ignore"):
         qf, dphi_q = _feature_map(xp, fm, q)
         kf, dphi_k = _feature_map(xp, fm, k)
         out, den = _linear_forward(xp, qf, kf, v, st["offset"], st["bq"], st["batch"])
