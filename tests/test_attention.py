@@ -627,3 +627,23 @@ def test_linear_dtypes_and_zero_normaliser():
     np.testing.assert_array_equal(out, 0.0)
     grads = linear_attention_vjp(-np.abs(q), k, v, np.ones((6, 5), np.float32), feature_map="relu")
     assert all(np.isfinite(g).all() for g in grads)
+
+
+# --------------------------------------------------------------------------- example
+def test_example_runs_small(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib")
+    path = Path(__file__).resolve().parents[1] / "examples" / "attention_linear_vs_exact.py"
+    spec = importlib.util.spec_from_file_location("attention_linear_vs_exact", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--lengths", "16", "48", "--heads", "1", "--dim", "8", "--repeat", "1",
+                        "--output-dir", str(tmp_path)]) == 0
+    assert (tmp_path / "attention_linear_vs_exact.png").stat().st_size > 0
+    text = capsys.readouterr().out
+    assert "linear faster than exact (full)" in text
+    rows = module.run([16, 48], heads=1, dim=8, repeat=1, seed=0)
+    assert [r["L"] for r in rows] == [16, 48]
+    assert all(0 < r["diff_x1"] < 10 and r["exact_full_MB"] > 0 for r in rows)
