@@ -55,8 +55,9 @@ def ref_attention(q, k, v, mask=None, causal=False, scale=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         e = np.exp(s - m)
         ll = e.sum(-1, keepdims=True)
-        out = np.where(ll > 0, (e / np.where(ll > 0, ll, 1)) @ v, 0.0)
-        lse = np.where(ll > 0, m + np.log(np.where(ll > 0, ll, 1)), -np.inf)[..., 0]
+        empty = ll == 0  # NaN rows stay NaN
+        out = np.where(empty, 0.0, (e / np.where(empty, 1, ll)) @ v)
+        lse = np.where(empty, -np.inf, m + np.log(np.where(empty, 1, ll)))[..., 0]
     return out, lse
 
 
@@ -321,6 +322,40 @@ def test_paths_agree_with_reference_hypothesis(lq, lk, bq, bk, causal, masked, s
         expect = torch_sdpa(q, k, v, mask=mask, causal=causal, dout=dout)[1]
         for g, e in zip(grads, expect, strict=True):
             np.testing.assert_allclose(g, e, rtol=1e-9, atol=1e-10)
+
+
+@given(
+    lq=st.integers(0, 20),
+    lk=st.integers(0, 20),
+    block=st.integers(1, 8),
+    dtype=st.sampled_from([np.float16, np.float32, np.float64]),
+    causal=st.sampled_from(CAUSALS),
+    magnitude=st.sampled_from([1e-3, 1.0, 30.0]),
+    holes=st.floats(0.0, 1.0),
+    nan_row=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_dtypes_additive_masks_and_nan_hypothesis(lq, lk, block, dtype, causal, magnitude, holes, nan_row, seed):
+    rng = np.random.default_rng(seed)
+    q, k, v = (x.astype(dtype) for x in qkv(seed, (2,), lq, lk, d=4, dv=3))
+    q = (q * magnitude).astype(dtype)
+    mask = np.where(rng.random((lq, lk)) < holes, -np.inf, rng.normal(size=(lq, lk))).astype(dtype)
+    if nan_row and lq:
+        q[1, lq // 2, 0] = np.nan
+    ref, ref_lse = ref_attention(q, k, v, mask=mask, causal=causal)
+    tol = {np.float16: 2e-3, np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    outs = []
+    for path in PATHS:
+        out, lse = attention(
+            q, k, v, mask=mask, causal=causal, block_size=block, return_lse=True, implementation=path
+        )
+        assert out.dtype == dtype and out.shape == ref.shape
+        np.testing.assert_array_equal(np.isnan(out), np.isnan(ref))
+        ok = ~np.isnan(ref)
+        assert rel_err(out[ok], ref[ok]) <= tol
+        np.testing.assert_array_equal(np.isneginf(lse), np.isneginf(ref_lse))
+        outs.append(out)
+    np.testing.assert_allclose(outs[0], outs[1], rtol=10 * tol, atol=10 * tol)
 
 
 # --------------------------------------------------------------------------- backward
@@ -647,3 +682,12 @@ def test_example_runs_small(tmp_path, capsys):
     rows = module.run([16, 48], heads=1, dim=8, repeat=1, seed=0)
     assert [r["L"] for r in rows] == [16, 48]
     assert all(0 < r["diff_x1"] < 10 and r["exact_full_MB"] > 0 for r in rows)
+
+
+def test_demo_section():
+    from softargmax.attention import demo_section
+
+    text = demo_section()
+    assert text.startswith("attention:") and "[0.0, 0.0]" in text
+    err = float(text.split("float64 materialised softmax: ")[1].split()[0])
+    assert err < 1e-5
