@@ -11,8 +11,9 @@ default 2). ``linear_attention`` (and its vjp) is timed on the same inputs to sh
 it overtakes exact attention.
 
 Time: the median of ``--repeat`` runs after one warm-up run (L >= 16384: the warm-up run
-is the memory run and one timed run follows), in this process, the two libraries
-alternating. Memory:
+is the memory run and one timed run follows), in this process. ``ratio`` is ours / torch
+in wall time; ``cpu_ratio`` the same in process CPU time (all threads), which a loaded
+machine disturbs less. Memory:
 
 * ``ours_extra_MB``: tracemalloc's peak during one call minus the bytes of what the call
   returns (out and lse; for forward + backward also dq, dk, dv), i.e. the working
@@ -98,13 +99,15 @@ def torch_runner(threads: int):
     return run, tensors
 
 
-def timed(fn, repeat: int) -> tuple[float, list[float]]:
-    times = []
+def timed(fn, repeat: int) -> tuple[float, float]:
+    """Median wall time and median process CPU time (all threads) of ``repeat`` calls."""
+    wall, cpu = [], []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), times
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def traced_extra(fn) -> float:
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             have_torch = False
     rows = []
     header = (
-        f"{'L':>6} {'causal':>6} {'mode':>8} {'ours_s':>8} {'torch_s':>8} {'ratio':>6} "
+        f"{'L':>6} {'causal':>6} {'mode':>8} {'ours_s':>8} {'torch_s':>8} {'ratio':>6} {'cpu_ratio':>9} "
         f"{'linear_s':>8} {'ours_extra_MB':>13} {'ours_rss_MB':>11} {'torch_rss_MB':>12}"
     )
     print(f"attention, float32, {HEADS} heads, d = dv = {DIM}, {args.threads} threads each")
@@ -211,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 row["ours_extra_MB"] = traced_extra(call_ours)  # doubles as the warm-up
                 repeat = 1 if big else args.repeat
-                row["ours_s"], row["ours_times"] = timed(call_ours, repeat)
+                row["ours_s"], row["ours_cpu_s"] = timed(call_ours, repeat)
                 with_torch = have_torch and L <= 16384
                 if with_torch:
                     targs = tensors(q, k, v, dout, backward)
@@ -221,8 +224,9 @@ def main(argv: list[str] | None = None) -> int:
 
                     if not big:
                         call_torch()
-                    row["torch_s"], row["torch_times"] = timed(call_torch, repeat)
+                    row["torch_s"], row["torch_cpu_s"] = timed(call_torch, repeat)
                     row["ratio"] = row["ours_s"] / row["torch_s"]
+                    row["cpu_ratio"] = row["ours_cpu_s"] / row["torch_cpu_s"]
                 if not args.no_linear:
 
                     def call_linear(q=q, k=k, v=v, dout=dout, causal=causal, backward=backward):
@@ -242,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
 
                 print(
                     f"{L:>6} {causal!s:>6} {mode:>8} {fmt('ours_s', '8.3f')} "
-                    f"{fmt('torch_s', '8.3f'):>8} {fmt('ratio', '6.2f'):>6} {fmt('linear_s', '8.3f'):>8} "
+                    f"{fmt('torch_s', '8.3f'):>8} {fmt('ratio', '6.2f'):>6} {fmt('cpu_ratio', '9.2f'):>9} "
+                    f"{fmt('linear_s', '8.3f'):>8} "
                     f"{fmt('ours_extra_MB', '13.2f'):>13} {fmt('ours_rss_MB', '11.1f'):>11} "
                     f"{fmt('torch_rss_MB', '12.1f'):>12}",
                     flush=True,
