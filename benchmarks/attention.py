@@ -4,7 +4,7 @@
     python benchmarks/attention.py --lengths 1024 4096   # a quicker run
     python benchmarks/attention.py --with-65536          # adds L = 65536 (ours only)
 
-float32, batch * heads = 8 (one batch axis of 8 heads), d = dv = 64, causal and not,
+float32, batch * heads = 8 (shape (1, 8, L, 64)), d = dv = 64, causal and not,
 forward and forward + backward (``attention`` then ``attention_vjp``; torch: the SDPA
 forward and ``backward``). Both sides use the same number of threads (``--threads``,
 default 2). ``linear_attention`` (and its vjp) is timed on the same inputs to show where
@@ -57,8 +57,10 @@ HEADS, DIM = 8, 64
 
 
 def inputs(L: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """q, k, v, dout of shape (1, HEADS, L, DIM): torch's CPU flash kernel needs 4-d input
+    (with 3-d input SDPA falls back to the math path, which holds the L x L scores)."""
     rng = np.random.default_rng(seed)
-    return tuple(rng.standard_normal((HEADS, L, DIM), dtype=np.float32) for _ in range(4))
+    return tuple(rng.standard_normal((1, HEADS, L, DIM), dtype=np.float32) for _ in range(4))
 
 
 def ours(q, k, v, dout, causal: bool, backward: bool, threads: int) -> tuple[Any, ...]:
