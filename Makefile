@@ -34,5 +34,8 @@ pytest: $(VENV)/.test-installed
 bench: $(VENV)/.test-installed
 	$(BIN)/softargmax bench
 
+data: $(VENV)/.demo-installed
+	$(BIN)/python benchmarks/get_corpora.py
+
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

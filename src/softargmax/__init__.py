@@ -4,8 +4,31 @@ The public API is re-exported here; implementations live in the modules named in
 ``__all__``'s groups below.
 """
 
+from .boltzmann import Boltzmann
 from .core import hardmax, log_softmax, logsumexp, softmax, softmin
 from .grad import log_softmax_vjp, softmax_jacobian, softmax_jvp, softmax_vjp
+from .losses import cross_entropy, linear_cross_entropy, nll_loss
+from .sampling import filter_logits, gumbel_max, gumbel_softmax, sample_logits
+from .sparse import (
+    entmax15,
+    entmax15_jvp,
+    entmax15_loss,
+    entmax15_vjp,
+    entmax_bisect,
+    entmax_bisect_jvp,
+    entmax_bisect_loss,
+    entmax_bisect_vjp,
+    sparsemax,
+    sparsemax_jvp,
+    sparsemax_loss,
+    sparsemax_vjp,
+)
+from .streaming import (
+    LogSumExpAccumulator,
+    log_softmax_chunked,
+    logsumexp_chunked,
+    softmax_chunked,
+)
 
 __version__ = "0.1.0"
 
@@ -22,4 +45,32 @@ __all__ = [
     "softmax_jacobian",
     "softmax_jvp",
     "softmax_vjp",
+    # losses
+    "cross_entropy",
+    "linear_cross_entropy",
+    "nll_loss",
+    # distributions and sampling
+    "Boltzmann",
+    "filter_logits",
+    "gumbel_max",
+    "gumbel_softmax",
+    "sample_logits",
+    # sparse
+    "entmax15",
+    "entmax15_jvp",
+    "entmax15_loss",
+    "entmax15_vjp",
+    "entmax_bisect",
+    "entmax_bisect_jvp",
+    "entmax_bisect_loss",
+    "entmax_bisect_vjp",
+    "sparsemax",
+    "sparsemax_jvp",
+    "sparsemax_loss",
+    "sparsemax_vjp",
+    # streaming
+    "LogSumExpAccumulator",
+    "log_softmax_chunked",
+    "logsumexp_chunked",
+    "softmax_chunked",
 ]

@@ -164,6 +164,11 @@ def _rows(
     return _Rows(y, nan_row, inf_row, empty_row, m, z_hi, z_lo, e, s, log_s, is_max)
 
 
+def _masked(xp: Any, res: Any, mask: Any, fill: Any) -> Any:
+    """Excluded entries are structural: ``fill`` (0 or -inf) even in a NaN row."""
+    return res if mask is None else xp.where(mask, res, fill)
+
+
 def _nan_like(xp: Any, a: Any) -> Any:
     return xp.full_like(a, float("nan"))
 
@@ -182,7 +187,7 @@ def softmax(xp: Any, x: Any, axes: tuple[int, ...], scale: Scale, mask: Any) -> 
         p = r.e / r.s
         p = xp.where(r.inf_row, p_inf, p)
         p = xp.where(r.empty_row, zero, p)
-        return xp.where(r.nan_row, _nan_like(xp, x), p)
+        return _masked(xp, xp.where(r.nan_row, _nan_like(xp, x), p), mask, zero)
 
 
 def log_softmax(xp: Any, x: Any, axes: tuple[int, ...], scale: Scale, mask: Any) -> Any:
@@ -198,7 +203,7 @@ def log_softmax(xp: Any, x: Any, axes: tuple[int, ...], scale: Scale, mask: Any)
         lp = (r.z_hi - r.log_s) + r.z_lo
         lp = xp.where(r.inf_row, lp_inf, lp)
         lp = xp.where(r.empty_row, minus_inf, lp)
-        return xp.where(r.nan_row, _nan_like(xp, x), lp)
+        return _masked(xp, xp.where(r.nan_row, _nan_like(xp, x), lp), mask, minus_inf)
 
 
 def logsumexp(
@@ -257,8 +262,9 @@ def hardmax(xp: Any, x: Any, axes: tuple[int, ...], mask: Any) -> Any:
         m = _reduce(xp.max, xp.where(nan, -inf, y), axes)
         at_max = xp.astype((y == m) & (m > -inf), x.dtype)
         n = _reduce(xp.sum, at_max, axes)
-        p = xp.where(n > 0, at_max / xp.where(n > 0, n, xp.ones_like(n)), xp.zeros_like(at_max))
-        return xp.where(nan_row, _nan_like(xp, x), p)
+        zero = xp.zeros_like(at_max)
+        p = xp.where(n > 0, at_max / xp.where(n > 0, n, xp.ones_like(n)), zero)
+        return _masked(xp, xp.where(nan_row, _nan_like(xp, x), p), mask, zero)
 
 
 def _size(x: Any) -> int:

@@ -7,7 +7,8 @@ casts the result to the result dtype. The edge semantics, shared by all of them:
 ======================  ==================================================================
 input                   result
 ======================  ==================================================================
-``where=False`` entry   probability exactly 0, log-probability -inf, ignored (even if NaN)
+``where=False`` entry   probability exactly 0, log-probability -inf, ignored (even if NaN),
+                        and 0 / -inf even in a NaN row
 ``x = -inf``            the same as excluded
 all entries excluded    softmax 0, log_softmax and logsumexp -inf (never NaN)
 ``x = +inf`` entries    they share the mass equally, the rest get 0; logsumexp +inf
@@ -25,7 +26,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from . import _reference
-from ._backend import get_namespace, is_numpy, select_path
+from ._backend import get_namespace, is_dask_array, is_numpy, select_path
 from ._validation import (
     Scale,
     check_out,
@@ -46,7 +47,8 @@ def _finish(xp: Any, res: Any, dtype: Any, out: Any) -> Any:
     if res is out:
         return out
     if res.dtype != dtype:
-        res = xp.astype(res, dtype)
+        with np.errstate(over="ignore"):  # e.g. a log-probability below float16's range
+            res = xp.astype(res, dtype)
     if out is not None:
         if isinstance(out, np.ndarray):
             np.copyto(out, res)
@@ -79,6 +81,10 @@ def _distribution(
     out: Any,
     implementation: str,
 ) -> Array:
+    if is_dask_array(x) or is_dask_array(where):
+        from . import dask as _dask
+
+        return _dask._distribution(name, x, axis, scale, where, out, implementation)
     xp, work, dtype, axes, mask = _prepare(x, axis, where)
     check_out(xp, out, tuple(work.shape), dtype)
     kernel = select_path(name, implementation, xp, int(np.prod(work.shape)))
@@ -206,7 +212,7 @@ def log_softmax(
     >>> log_softmax([0.0, -50.0])
     array([-1.92874985e-22, -5.00000000e+01])
     >>> log_softmax([1.0, 2.0, 3.0], base=2.0)
-    array([-2.5040774 , -1.5040774 , -0.50407740])
+    array([-1.94591015, -1.25276297, -0.55961579])
     """
     scale = resolve_scale(temperature, beta, base)
     return _distribution("log_softmax", x, axis, scale, where, out, implementation)
@@ -338,12 +344,18 @@ def logsumexp(
     >>> logsumexp([[1.0, 2.0], [3.0, 4.0]], axis=1)
     array([2.31326169, 4.31326169])
     >>> float(logsumexp(np.zeros(100_000, dtype=np.float16)))
-    11.5078125
+    11.515625
     >>> lse, sign = logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)
     >>> float(lse), float(sign)
     (1.5413248546129181, -1.0)
     """
     scale = resolve_scale(temperature, beta, base)
+    if is_dask_array(x) or is_dask_array(b) or is_dask_array(where):
+        from . import dask as _dask
+
+        return _dask._logsumexp(
+            x, axis, scale, b=b, keepdims=keepdims, return_sign=return_sign, where=where
+        )
     xp, (x, b, where) = get_namespace(x, b, where)
     work, dtype, _ = float_input(xp, x)
     if b is not None:

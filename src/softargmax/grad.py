@@ -37,7 +37,7 @@ def _pair(a: Any, v: Any, names: tuple[str, str]) -> tuple[Any, Any, Any, Any]:
         msg = f"{names[1]} of shape {tuple(v.shape)} does not broadcast to {names[0]}'s shape {tuple(a.shape)}"
         raise ValueError(msg)
     work = xp.result_type(a.dtype, v.dtype)
-    return xp, xp.astype(a, work), xp.astype(xp.broadcast_to(v, shape), work), dtype
+    return xp, xp.astype(a, work, copy=False), xp.astype(xp.broadcast_to(v, shape), work, copy=False), dtype
 
 
 def _done(xp: Any, res: Any, dtype: Any) -> Any:
@@ -86,9 +86,10 @@ def softmax_jvp(
     """
     xp, p, v, dtype = _pair(p, v, ("p", "v"))
     axes = normalize_axis(axis, p.ndim)
-    pv = xp.where(p == 0, xp.zeros_like(p), p * v)
-    dot = _reduce(xp.sum, pv, axes)
-    res = xp.where(p == 0, xp.zeros_like(p), p * (v - dot))
+    zero = xp.zeros_like(p)
+    with np.errstate(invalid="ignore", over="ignore"):  # masked entries are selected away
+        dot = _reduce(xp.sum, xp.where(p == 0, zero, p * v), axes)
+        res = xp.where(p == 0, zero, p * (v - dot))
     return _done(xp, res * _beta(temperature, beta, base), dtype)
 
 
@@ -217,5 +218,6 @@ def log_softmax_vjp(
     zero = xp.zeros_like(g)
     g = xp.where(support, g, zero)
     total = _reduce(xp.sum, g, axes)
-    res = xp.where(support, g - xp.exp(logp) * total, zero)
+    with np.errstate(invalid="ignore", over="ignore"):
+        res = xp.where(support, g - xp.exp(logp) * total, zero)
     return _done(xp, res * _beta(temperature, beta, base), dtype)

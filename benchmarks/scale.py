@@ -1,0 +1,227 @@
+"""Benchmark of softargmax beyond memory (streaming) and beyond one machine (Dask).
+
+One command, one table, one JSON file:
+
+    PYTHONPATH=src python benchmarks/scale.py                 # 0.5 GB file, small Dask array
+    PYTHONPATH=src python benchmarks/scale.py --gb 8          # the 8 GB target
+
+Streaming: a float32 ``.npy`` file of ``--gb`` GB is normalised row by row with
+``softmax_chunked`` into a second memmap, each run in a fresh subprocess that reports its
+wall time and peak RSS (``VmHWM``). The floor is reading and writing the file once
+(a chunked copy memmap -> memmap in the same subprocess setting). Two layouts of the same
+bytes: rows of ``--k`` entries (whole rows per chunk: one pass) and rows of 2**24 entries
+(longer than a chunk: two passes, accumulate then write). The files are deleted at the end.
+
+Dask: on one LocalCluster (two worker processes, one thread each), ``softargmax.softmax``
+against the plain Dask expression ``e = exp(x - max); e / sum(e)`` on the same persisted
+float32 array, with the softmax axis chunked and not, median of ``--repeat`` runs; the
+error of both against float64 ``softargmax.softmax`` in float32 ulps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+_CHILD = r"""
+import json, sys, time
+import numpy as np
+from softargmax import streaming
+
+
+def hwm():
+    # Peak resident memory of this process (MiB): VmHWM, which, unlike ru_maxrss, does
+    # not inherit the parent's peak across fork + exec.
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+mode, src_path, out_path, k, chunk = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+raw = np.load(src_path, mmap_mode="r")
+src = raw.reshape(-1, k)
+out = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=src.shape)
+if mode != "copy":
+    from softargmax._kernels import streaming as _kern  # load the compiled kernels first
+    streaming.softmax_chunked(np.zeros((2, 8), np.float32), chunk_size=4)
+rss0 = hwm()
+t0 = time.perf_counter()
+if mode == "copy":
+    flat_src, flat_out = src.reshape(-1), out.reshape(-1)
+    for i in range(0, flat_src.size, chunk):
+        block = np.array(flat_src[i:i + chunk])
+        streaming._release(flat_src[i:i + chunk])
+        flat_out[i:i + chunk] = block
+        streaming._release(flat_out[i:i + chunk])
+else:
+    streaming.softmax_chunked(src, out=out, chunk_size=chunk)
+out.flush()
+seconds = time.perf_counter() - t0
+peak = hwm()
+if mode != "copy":
+    row = np.asarray(src[-1][:1 << 20])
+    from softargmax import softmax
+    lse = streaming.logsumexp_chunked(src[-1:], axis=-1)  # the whole row's normaliser
+    np.testing.assert_allclose(out[-1][:1 << 20], np.exp(row.astype(np.float64) - lse[0]), rtol=2e-6, atol=1e-38)
+print(json.dumps({"seconds": seconds, "peak_rss_mib": peak, "rss_before_mib": rss0}))
+"""
+
+
+def make_file(path: str, n: int) -> None:
+    a = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n,))
+    rng = np.random.default_rng(0)
+    step = 1 << 24
+    block = rng.normal(scale=10, size=step).astype(np.float32)
+    for i in range(0, n, step):
+        m = min(step, n - i)
+        a[i : i + m] = block[:m] + np.float32(i % 7)
+    a.flush()
+    del a
+
+
+def run_child(mode: str, src: str, out: str, k: int, chunk: int) -> dict:
+    env = dict(os.environ)
+    res = subprocess.run(
+        [sys.executable, "-c", _CHILD, mode, src, out, str(k), str(chunk)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    if res.returncode:
+        raise RuntimeError(f"{mode} failed: {res.stderr[-2000:]}")
+    if os.path.exists(out):
+        os.remove(out)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def bench_streaming(args: argparse.Namespace) -> list[dict]:
+    directory = args.dir or tempfile.mkdtemp(prefix="softargmax-bench-")
+    long_k = 1 << 24
+    n = max(long_k, int(args.gb * 1e9) // 4 // long_k * long_k)  # whole long rows
+    free = shutil.disk_usage(directory).free
+    if free < 2 * 4 * n + (2 << 30):
+        print(f"streaming: skipped, {free / 1e9:.1f} GB free in {directory} < 2 x {4 * n / 1e9:.1f} GB + 2 GB")
+        return []
+    src, out = os.path.join(directory, "x.npy"), os.path.join(directory, "p.npy")
+    rows = []
+    try:
+        t0 = time.perf_counter()
+        make_file(src, n)
+        print(f"streaming: wrote {4 * n / 1e9:.2f} GB in {time.perf_counter() - t0:.1f} s to {directory}")
+        copy = run_child("copy", src, out, args.k, args.chunk_size)
+        for label, k in ((f"rows of {args.k}: one pass", args.k), ("rows of 2**24: two passes", long_k)):
+            r = run_child("softmax", src, out, k, args.chunk_size)
+            rows.append({"case": f"softmax_chunked, {label}", "gb": 4 * n / 1e9, **r})
+        copy2 = run_child("copy", src, out, args.k, args.chunk_size)
+        floor = min(copy["seconds"], copy2["seconds"])
+        rows.insert(0, {"case": "read + write once (floor)", "gb": 4 * n / 1e9, **(copy if copy["seconds"] == floor else copy2)})
+        for r in rows:
+            r["speed_vs_floor"] = floor / r["seconds"]
+            r["gb_per_s"] = 2 * r["gb"] / r["seconds"]
+    finally:
+        for p in (src, out):
+            if os.path.exists(p):
+                os.remove(p)
+        if args.dir is None:
+            os.rmdir(directory)
+    return rows
+
+
+def ulp_error(got: np.ndarray, exact: np.ndarray) -> float:
+    spacing = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    return float(np.max(np.abs(got.astype(np.float64) - exact) / spacing))
+
+
+def bench_dask(args: argparse.Namespace) -> list[dict]:
+    import dask.array as da
+    from distributed import Client, LocalCluster, wait
+
+    import softargmax
+    import softargmax.dask
+
+    rows = []
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as cluster, Client(cluster) as client:
+        # load numba and the compiled kernels in every worker before timing
+        client.run(lambda: softargmax.dask.softmax(da.ones((2, 8), chunks=(1, 4))).compute(scheduler="sync"))
+        r, c = args.dask_shape
+        for label, chunks in (("axis not chunked", (r // 8, c)), ("axis chunked", (r // 4, c // 4))):
+            x = da.random.default_rng(1).normal(scale=30, size=(r, c), chunks=chunks).astype(np.float32)
+            x = (x + 1000).persist()
+            wait(x)
+
+            def ours(x=x):
+                return softargmax.softmax(x, axis=-1)
+
+            def plain(x=x):
+                e = da.exp(x - x.max(axis=-1, keepdims=True))
+                return e / e.sum(axis=-1, keepdims=True)
+
+            sample = x[: chunks[0]].compute().astype(np.float64)
+            exact = softargmax.softmax(sample)
+            for name, fn in (("softargmax.dask", ours), ("plain exp(x-max)/sum", plain)):
+                times = []
+                for _ in range(args.repeat):
+                    t0 = time.perf_counter()
+                    y = fn().persist()
+                    wait(y)
+                    times.append(time.perf_counter() - t0)
+                    got = y[: chunks[0]].compute()
+                    # the keys are deterministic: release them so the next run recomputes
+                    client.cancel(y)
+                    del y
+                    while client.processing() and any(client.has_what().values()) and \
+                            sum(len(v) for v in client.has_what().values()) > x.npartitions:
+                        time.sleep(0.05)
+                rows.append({"case": f"dask {label}: {name}", "shape": [r, c], "chunks": list(chunks),
+                             "seconds": float(np.median(times)), "max_err_ulp": ulp_error(got, exact)})
+            base = rows[-1]["seconds"]
+            rows[-2]["speedup_vs_plain"] = base / rows[-2]["seconds"]
+            rows[-1]["speedup_vs_plain"] = 1.0
+            del x
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gb", type=float, default=0.5, help="streaming file size (GB)")
+    parser.add_argument("--k", type=int, default=4096, help="row length of the one-pass layout")
+    parser.add_argument("--chunk-size", type=int, default=1 << 20)
+    parser.add_argument("--dir", default=None, help="directory for the files")
+    parser.add_argument("--dask-shape", type=int, nargs=2, default=(1024, 65536))
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip", choices=["streaming", "dask"], action="append", default=[])
+    parser.add_argument("--json", default="benchmarks/scale-results.json")
+    args = parser.parse_args(argv)
+
+    result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                          "load": os.getloadavg(), "numpy": np.__version__}}
+    if "streaming" not in args.skip:
+        result["streaming"] = bench_streaming(args)
+        print(f"\n{'streaming case':<44}{'GB':>7}{'s':>9}{'GB/s':>8}{'vs floor':>10}{'peak RSS MiB':>14}")
+        for r in result["streaming"]:
+            print(f"{r['case']:<44}{r['gb']:>7.2f}{r['seconds']:>9.2f}{r['gb_per_s']:>8.2f}"
+                  f"{r['speed_vs_floor']:>10.2f}{r['peak_rss_mib']:>14.0f}")
+    if "dask" not in args.skip:
+        result["dask"] = bench_dask(args)
+        print(f"\n{'dask case (2 worker processes)':<58}{'s':>8}{'speedup':>9}{'err ulp':>9}")
+        for r in result["dask"]:
+            print(f"{r['case']:<58}{r['seconds']:>8.2f}{r['speedup_vs_plain']:>9.2f}{r['max_err_ulp']:>9.2f}")
+    os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
+    with open(args.json, "w") as fh:
+        json.dump(result, fh, indent=2)
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,157 @@
+"""softargmax.dask on the distributed scheduler (a LocalCluster of two worker processes).
+
+The oracle is the in-memory :mod:`softargmax.core` on the computed array.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+distributed = pytest.importorskip("distributed")
+
+import softargmax  # noqa: E402
+from softargmax import core  # noqa: E402
+from softargmax import dask as sdask  # noqa: E402
+
+
+def assert_same(actual, expected, rtol=1e-13):
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype
+    assert actual.shape == expected.shape
+    np.testing.assert_array_equal(np.isnan(actual), np.isnan(expected))
+    np.testing.assert_array_equal(np.isinf(actual) & (actual > 0), np.isinf(expected) & (expected > 0))
+    np.testing.assert_array_equal(np.isinf(actual) & (actual < 0), np.isinf(expected) & (expected < 0))
+    fin = np.isfinite(expected)
+    np.testing.assert_allclose(actual[fin], expected[fin], rtol=rtol, atol=1e-300)
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+        silence_logs=50,
+    )
+    with cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def logits(shape, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(scale=20, size=shape)
+    flat = x.reshape(-1)
+    for value, frac in ((np.inf, 0.02), (-np.inf, 0.1), (np.nan, 0.01), (1e300, 0.01)):
+        flat[rng.choice(flat.size, max(1, int(frac * flat.size)), replace=False)] = value
+    return x
+
+
+CASES = [
+    ((8, 30), (3, 7), -1),  # the axis split, uneven chunks
+    ((8, 30), (3, 30), -1),  # not split: one task per chunk
+    ((8, 30), (5, 4), 0),
+    ((4, 6, 10), (2, 4, 3), (0, 2)),  # tuple axes, split
+    ((4, 6, 10), (4, 3, 10), None),
+]
+
+
+@pytest.mark.parametrize(("shape", "chunks", "axis"), CASES)
+def test_distributed_equals_in_memory(client, shape, chunks, axis):
+    x = logits(shape, seed=len(shape))
+    mask = np.random.default_rng(1).random(shape) < 0.8
+    dx = da.from_array(x, chunks=chunks)
+    dmask = da.from_array(mask, chunks=chunks[::-1] if len(chunks) == 2 else chunks)
+    lazy = {
+        "softmax": softargmax.softmax(dx, axis),  # the public function routes Dask here
+        "log_softmax": softargmax.log_softmax(dx, axis, where=dmask, temperature=2.0),
+        "softmin": softargmax.softmin(dx, axis, where=mask),
+        "logsumexp": softargmax.logsumexp(dx, axis, where=dmask, beta=-0.5),
+    }
+    assert all(isinstance(v, da.Array) for v in lazy.values())
+    got = client.compute(lazy, sync=True)
+    assert_same(got["softmax"], core.softmax(x, axis))
+    assert_same(got["log_softmax"], core.log_softmax(x, axis, where=mask, temperature=2.0))
+    assert_same(got["softmin"], core.softmin(x, axis, where=mask))
+    assert_same(got["logsumexp"], core.logsumexp(x, axis, where=mask, beta=-0.5))
+
+
+def test_distributed_logsumexp_weights_and_dtypes(client):
+    rng = np.random.default_rng(2)
+    x = logits((6, 40), seed=3)
+    b = rng.normal(size=(6, 40))
+    b[:, ::7] = 0.0
+    x[0, 7] = np.nan  # excluded by b = 0
+    dx, db = da.from_array(x, chunks=(2, 9)), da.from_array(b, chunks=(3, 11))
+    lse, sign = softargmax.logsumexp(dx, 1, b=db, return_sign=True, keepdims=True)
+    with np.errstate(over="ignore"):
+        x32 = x.astype(np.float32)  # 1e300 becomes +inf
+    lazy = [lse, sign, softargmax.logsumexp(dx, 1, b=b), sdask.softmax(da.from_array(x32, chunks=(3, 13)))]
+    got = client.compute(lazy, sync=True)
+    want, want_sign = core.logsumexp(x, 1, b=b, return_sign=True, keepdims=True)
+    assert_same(got[0], want)
+    assert_same(got[1], want_sign)
+    assert_same(got[2], core.logsumexp(x, 1, b=b))
+    assert_same(got[3], core.softmax(x32), rtol=2e-6)
+
+
+def test_spanning_edge_rows(client):
+    inf, nan = np.inf, np.nan
+    x = np.array([[inf, 1.0, 2.0, inf], [1.0, 2.0, 3.0, nan], [-inf] * 4, [0.0, -50.0, -60.0, -70.0]])
+    dx = da.from_array(x, chunks=(2, 2))
+    p, lp = client.compute([sdask.softmax(dx), sdask.log_softmax(dx)], sync=True)
+    np.testing.assert_array_equal(p[0], [0.5, 0, 0, 0.5])
+    assert np.isnan(p[1]).all()
+    np.testing.assert_array_equal(p[2], 0.0)
+    np.testing.assert_array_equal(lp[2], -inf)
+    assert_same(lp, core.log_softmax(x), rtol=1e-15)
+
+
+class Counter:
+    """A block function that counts the real blocks it sees (not meta arrays)."""
+
+    calls = 0
+
+    def __call__(self, block):
+        if block.size:
+            Counter.calls += 1
+        return block
+
+
+@pytest.mark.parametrize("chunks", [(4, 5), (4, 20)])
+def test_lazy_until_compute(chunks):
+    Counter.calls = 0
+    x = np.random.default_rng(4).normal(size=(8, 20))
+    dx = da.from_array(x, chunks=chunks).map_blocks(Counter(), dtype=x.dtype, meta=np.empty((0, 0)))
+    lazy = [sdask.softmax(dx), sdask.log_softmax(dx, where=x > 0), sdask.logsumexp(dx, 1, b=np.ones(20))]
+    assert Counter.calls == 0
+    got = [a.compute(scheduler="sync") for a in lazy]
+    assert Counter.calls > 0
+    assert_same(got[0], core.softmax(x))
+    assert_same(got[2], core.logsumexp(x, 1, b=np.ones(20)))
+
+
+def test_graph_grows_linearly():
+    def tasks(nchunks):
+        dx = da.zeros((4, 100 * nchunks), chunks=(4, 100))
+        return len(dict(sdask.softmax(dx).__dask_graph__()))
+
+    small, large = tasks(16), tasks(64)
+    assert 3.5 < large / small < 4.5
+
+
+def test_bad_input():
+    dx = da.zeros((4, 6), chunks=2)
+    with pytest.raises(TypeError, match="out must be None for Dask arrays"):
+        softargmax.softmax(dx, out=np.empty((4, 6)))
+    with pytest.raises(TypeError, match="where must be a boolean array"):
+        sdask.softmax(dx, where=da.zeros((4, 6)))
+    with pytest.raises(ValueError, match="where of shape"):
+        sdask.softmax(dx, where=np.ones((3, 6), bool))
+    with pytest.raises(ValueError, match="b of shape"):
+        sdask.logsumexp(dx, b=np.ones(5))
+    with pytest.raises(TypeError, match="x must be an array of real numbers"):
+        sdask.softmax(da.zeros(3, dtype=complex))
+    with pytest.raises(ValueError, match="unknown chunk sizes"):
+        sdask.softmax(dx[dx[:, 0] > 0])
+    with pytest.raises(ValueError, match="temperature"):
+        sdask.log_softmax(dx, temperature=0.0)
