@@ -24,7 +24,8 @@ machine disturbs less. Memory:
   everything the library allocates, for both libraries (``--no-rss`` skips these runs;
   Linux only).
 
-Prints a table and writes JSON (default ``benchmarks/results/attention.json``).
+Prints a table and writes JSON (default ``benchmarks/results/attention.json``);
+``--markdown FILE.json ...`` prints the table of docs/attention.md from such files.
 Figures taken on a shared, loaded machine are noisy; re-run on a quiet one.
 """
 
@@ -175,6 +176,30 @@ def rss_extra(lib: str, L: int, causal: bool, backward: bool, threads: int) -> f
     return float(json.loads(res.stdout.strip().splitlines()[-1])["rss_extra_MB"])
 
 
+# --------------------------------------------------------------------------- markdown
+def markdown(paths: list[Path]) -> str:
+    """The docs' table, from one or more JSON files this script wrote."""
+    lines = [
+        "| L | causal | mode | ours s | torch s | ours/torch (wall) | ours/torch (CPU) "
+        "| ours extra MB | ours RSS MB | torch RSS MB | linear s |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def cell(row: dict[str, Any], key: str, spec: str) -> str:
+        value = row.get(key)
+        return "-" if value is None else format(value, spec)
+
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["rows"]:
+            lines.append(
+                f"| {r['L']} | {'yes' if r['causal'] else 'no'} | {r['mode']} | {cell(r, 'ours_s', '.3f')} "
+                f"| {cell(r, 'torch_s', '.3f')} | {cell(r, 'ratio', '.2f')} | {cell(r, 'cpu_ratio', '.2f')} "
+                f"| {cell(r, 'ours_extra_MB', '.1f')} | {cell(r, 'ours_rss_MB', '.1f')} "
+                f"| {cell(r, 'torch_rss_MB', '.1f')} | {cell(r, 'linear_s', '.3f')} |"
+            )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -187,7 +212,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-rss", action="store_true", help="skip the subprocess RSS runs")
     parser.add_argument("--no-linear", action="store_true")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "attention.json")
+    parser.add_argument("--markdown", type=Path, nargs="+", metavar="JSON",
+                        help="only print the Markdown table of earlier runs' JSON files")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(args.markdown))
+        return 0
 
     lengths = list(args.lengths) + ([65536] if args.with_65536 else [])
     have_torch = not args.no_torch
