@@ -691,3 +691,17 @@ def test_demo_section():
     assert text.startswith("attention:") and "[0.0, 0.0]" in text
     err = float(text.split("float64 materialised softmax: ")[1].split()[0])
     assert err < 1e-5
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_non_contiguous_inputs(path):
+    rng = np.random.default_rng(70)
+    # JAX's (B, L, H, d) layout, swapped to (B, H, L, d) views: no copies are made
+    q, k, v = (rng.standard_normal(s).swapaxes(1, 2) for s in ((3, 40, 2, 16), (3, 50, 2, 16), (3, 50, 2, 8)))
+    out, lse = attention(q, k, v, causal=True, return_lse=True, implementation=path, block_size=(7, 9))
+    dout = rng.standard_normal(out.shape)[..., ::-1]
+    grads = attention_vjp(q, k, v, out, lse, dout, causal=True, implementation=path, block_size=(7, 9))
+    expect_out, expect = torch_sdpa(*(np.ascontiguousarray(x) for x in (q, k, v)), causal=True, dout=np.ascontiguousarray(dout))
+    np.testing.assert_allclose(out, expect_out, rtol=1e-12, atol=1e-13)
+    for g, e in zip(grads, expect, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-10, atol=1e-12)
