@@ -4,6 +4,13 @@ The public API is re-exported here; implementations live in the modules named in
 ``__all__``'s groups below.
 """
 
+from .attention import (
+    attention,
+    attention_vjp,
+    linear_attention,
+    linear_attention_vjp,
+    merge_attention,
+)
 from .boltzmann import Boltzmann
 from .core import hardmax, log_softmax, logsumexp, softmax, softmin
 from .grad import log_softmax_vjp, softmax_jacobian, softmax_jvp, softmax_vjp
@@ -49,6 +56,12 @@ __all__ = [
     "cross_entropy",
     "linear_cross_entropy",
     "nll_loss",
+    # attention
+    "attention",
+    "attention_vjp",
+    "linear_attention",
+    "linear_attention_vjp",
+    "merge_attention",
     # distributions and sampling
     "Boltzmann",
     "filter_logits",

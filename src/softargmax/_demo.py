@@ -18,6 +18,7 @@ _SECTIONS = (
     "softargmax.models.regression",
     "softargmax.models.calibration",
     "softargmax.models.policy",
+    "softargmax.attention",
 )
 
 
