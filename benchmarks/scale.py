@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dask-shape", type=int, nargs=2, default=(1024, 65536))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip", choices=["streaming", "dask"], action="append", default=[])
-    parser.add_argument("--json", default="benchmarks/scale-results.json")
+    parser.add_argument("--json", default="benchmarks/results/scale.json")
     args = parser.parse_args(argv)
 
     result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
