@@ -37,6 +37,8 @@ def get_namespace(*arrays: Any) -> tuple[Any, list[Any]]:
     NumPy unless another argument is an array of a different library, in which case they
     are converted to that library.
     """
+    if all(type(a) is np.ndarray or a is None for a in arrays):  # the common case, fast
+        return _NUMPY_NS, list(arrays)
     lib_arrays = [
         a for a in arrays
         if a is not None and array_api_compat.is_array_api_obj(a) and not isinstance(a, np.generic)

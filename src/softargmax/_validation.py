@@ -201,6 +201,8 @@ def float_input(xp: Any, x: Any, name: str = "x") -> tuple[Any, Any, Any]:
     float32 and come back in their own dtype; complex, object and string inputs are a
     TypeError.
     """
+    if type(x) is np.ndarray and x.dtype.type in (np.float32, np.float64):  # fast path
+        return x, x.dtype, x.dtype
     kind = _classify(xp, x.dtype)
     if kind == "bad":
         msg = f"{name} must be an array of real numbers, got dtype {_dtype_name(x.dtype)}"

@@ -21,6 +21,7 @@ With ``beta < 0`` (and in :func:`softmin`) the roles of +inf and -inf swap.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -87,7 +88,7 @@ def _distribution(
         return _dask._distribution(name, x, axis, scale, where, out, implementation)
     xp, work, dtype, axes, mask = _prepare(x, axis, where)
     check_out(xp, out, tuple(work.shape), dtype)
-    kernel = select_path(name, implementation, xp, int(np.prod(work.shape)))
+    kernel = select_path(name, implementation, xp, math.prod(work.shape))
     if kernel is not None:
         res = kernel(work, axes, scale, mask, out)
     else:
@@ -370,7 +371,7 @@ def logsumexp(
         shape = tuple(work.shape)
     axes = normalize_axis(axis, len(shape))
     mask = check_where(xp, where, shape)
-    kernel = select_path("logsumexp", implementation, xp, int(np.prod(shape)))
+    kernel = select_path("logsumexp", implementation, xp, math.prod(shape))
     if kernel is not None:
         lse, sign = kernel(work, axes, scale, mask, b)
     else:
