@@ -73,6 +73,69 @@ def _rw(dtype: Any, ndim: int) -> Any:
     return nb.types.Array(dtype, ndim, "C")
 
 
+# --------------------------------------------------------------------------- row helpers
+@nb.njit(cache=True)
+def _value(x, mask, use_mask, neg, i, j):  # type: ignore[no-untyped-def]
+    """``sign * x[i, j]`` in float64, or -inf where the mask excludes the entry."""
+    if use_mask and not mask[i, j]:
+        return -np.inf
+    y = np.float64(x[i, j])
+    return -y if neg else y
+
+
+@nb.njit(cache=True)
+def _row_max(x, mask, use_mask, neg, i):  # type: ignore[no-untyped-def]
+    """``(max, nan)`` over the included entries of row ``i`` (max -inf if a NaN is seen)."""
+    m = -np.inf
+    for j in range(x.shape[1]):
+        y = _value(x, mask, use_mask, neg, i, j)
+        if y != y:
+            return -np.inf, True
+        if y > m:
+            m = y
+    return m, False
+
+
+@nb.njit(cache=True)
+def _count_inf(x, mask, use_mask, neg, i):  # type: ignore[no-untyped-def]
+    n = 0.0
+    for j in range(x.shape[1]):
+        if _value(x, mask, use_mask, neg, i, j) == np.inf:
+            n += 1.0
+    return n
+
+
+@nb.njit(cache=True)
+def _log_s(n0, rest):  # type: ignore[no-untyped-def]
+    """``log |n0 + rest|``, by ``log1p`` where the sum is close to 1."""
+    s_m1 = (n0 - 1.0) + rest
+    return math.log1p(s_m1) if abs(s_m1) < 0.5 else math.log(abs(n0 + rest))
+
+
+@nb.njit(cache=True)
+def _special_row(x, mask, use_mask, neg, i, nan, m, n_inf, log, out):  # type: ignore[no-untyped-def]
+    """Write row ``i`` if it has a NaN, +inf entries or no support; return whether it did.
+
+    Excluded entries stay structural zeros (-inf for log) even in a NaN row.
+    """
+    zero = -np.inf if log else 0.0
+    k = x.shape[1]
+    if nan:
+        for j in range(k):
+            out[i, j] = zero if use_mask and not mask[i, j] else np.nan
+        return True
+    if m == np.inf:
+        p_inf = -math.log(n_inf) if log else 1.0 / n_inf
+        for j in range(k):
+            out[i, j] = p_inf if _value(x, mask, use_mask, neg, i, j) == np.inf else zero
+        return True
+    if m == -np.inf:
+        for j in range(k):
+            out[i, j] = zero
+        return True
+    return False
+
+
 _B, _F64 = nb.types.boolean, nb.types.float64
 _STATE_SIGS = [
     nb.types.void(_ro(t, 2), _ro(_B, 2), _B, _B, nb.types.int64, _F64,
@@ -86,39 +149,14 @@ def row_states(x, mask, use_mask, neg, mode, factor, m_out, n0_out, rest_out, na
     """The state (m, n0, rest, nan) of each row of ``x``."""
     rows, k = x.shape
     for i in prange(rows):
-        m = -np.inf
-        nan = False
-        for j in range(k):
-            if use_mask and not mask[i, j]:
-                continue
-            y = np.float64(x[i, j])
-            if neg:
-                y = -y
-            if y != y:
-                nan = True
-                break
-            if y > m:
-                m = y
+        m, nan = _row_max(x, mask, use_mask, neg, i)
         n0 = 0.0
         rest = 0.0
-        if nan:
-            m = -np.inf
-        elif m == np.inf:
-            for j in range(k):
-                if use_mask and not mask[i, j]:
-                    continue
-                y = np.float64(x[i, j])
-                if neg:
-                    y = -y
-                if y == np.inf:
-                    n0 += 1.0
+        if m == np.inf:
+            n0 = _count_inf(x, mask, use_mask, neg, i)
         elif m > -np.inf:
             for j in range(k):
-                if use_mask and not mask[i, j]:
-                    continue
-                y = np.float64(x[i, j])
-                if neg:
-                    y = -y
+                y = _value(x, mask, use_mask, neg, i, j)
                 z_hi, z_lo = _shift(y, m, mode, factor)
                 if z_hi == 0.0 and z_lo == 0.0:
                     n0 += 1.0
@@ -144,34 +182,16 @@ def row_normalise(x, mask, use_mask, neg, mode, factor, m, n0, rest, nan, log, o
     rows, k = x.shape
     for i in prange(rows):
         mi = m[i]
-        if nan[i]:  # excluded entries stay structural zeros even in a NaN row
-            for j in range(k):
-                out[i, j] = (-np.inf if log else 0.0) if use_mask and not mask[i, j] else np.nan
-            continue
-        if mi == np.inf:
-            p_inf = -math.log(n0[i]) if log else 1.0 / n0[i]
-            for j in range(k):
-                y = np.float64(x[i, j])
-                if neg:
-                    y = -y
-                hit = y == np.inf and not (use_mask and not mask[i, j])
-                out[i, j] = p_inf if hit else (-np.inf if log else 0.0)
-            continue
-        if mi == -np.inf:
-            for j in range(k):
-                out[i, j] = -np.inf if log else 0.0
+        # for a row with +inf entries the state's n0 is their count
+        if _special_row(x, mask, use_mask, neg, i, nan[i], mi, n0[i], log, out):
             continue
         s = n0[i] + rest[i]
-        s_m1 = (n0[i] - 1.0) + rest[i]
-        log_s = math.log1p(s_m1) if abs(s_m1) < 0.5 else math.log(abs(s))
+        log_s = _log_s(n0[i], rest[i])
         for j in range(k):
             if use_mask and not mask[i, j]:
                 out[i, j] = -np.inf if log else 0.0
                 continue
-            y = np.float64(x[i, j])
-            if neg:
-                y = -y
-            z_hi, z_lo = _shift(y, mi, mode, factor)
+            z_hi, z_lo = _shift(_value(x, mask, use_mask, neg, i, j), mi, mode, factor)
             if log:
                 out[i, j] = (z_hi - log_s) + z_lo
             else:
@@ -197,42 +217,9 @@ def row_softmax(x, mask, use_mask, neg, mode, factor, log, out, nblocks):  # typ
         z_hi_row = np.empty(k)
         z_lo_row = np.empty(k)
         for i in range(blk * rows // nblocks, (blk + 1) * rows // nblocks):
-            m = -np.inf
-            nan = False
-            for j in range(k):
-                if use_mask and not mask[i, j]:
-                    continue
-                y = np.float64(x[i, j])
-                if neg:
-                    y = -y
-                if y != y:
-                    nan = True
-                    break
-                if y > m:
-                    m = y
-            if nan:
-                for j in range(k):
-                    out[i, j] = (-np.inf if log else 0.0) if use_mask and not mask[i, j] else np.nan
-                continue
-            if m == np.inf:
-                n_inf = 0.0
-                for j in range(k):
-                    y = np.float64(x[i, j])
-                    if neg:
-                        y = -y
-                    if y == np.inf and not (use_mask and not mask[i, j]):
-                        n_inf += 1.0
-                p_inf = -math.log(n_inf) if log else 1.0 / n_inf
-                for j in range(k):
-                    y = np.float64(x[i, j])
-                    if neg:
-                        y = -y
-                    hit = y == np.inf and not (use_mask and not mask[i, j])
-                    out[i, j] = p_inf if hit else (-np.inf if log else 0.0)
-                continue
-            if m == -np.inf:
-                for j in range(k):
-                    out[i, j] = -np.inf if log else 0.0
+            m, nan = _row_max(x, mask, use_mask, neg, i)
+            n_inf = _count_inf(x, mask, use_mask, neg, i) if m == np.inf else 0.0
+            if _special_row(x, mask, use_mask, neg, i, nan, m, n_inf, log, out):
                 continue
             n0 = 0.0
             rest = 0.0
@@ -241,10 +228,7 @@ def row_softmax(x, mask, use_mask, neg, mode, factor, log, out, nblocks):  # typ
                     z_hi_row[j] = -np.inf
                     z_lo_row[j] = 0.0
                     continue
-                y = np.float64(x[i, j])
-                if neg:
-                    y = -y
-                z_hi, z_lo = _shift(y, m, mode, factor)
+                z_hi, z_lo = _shift(_value(x, mask, use_mask, neg, i, j), m, mode, factor)
                 if z_hi == 0.0 and z_lo == 0.0:
                     n0 += 1.0
                     e = 1.0
@@ -255,8 +239,7 @@ def row_softmax(x, mask, use_mask, neg, mode, factor, log, out, nblocks):  # typ
                 z_hi_row[j] = z_hi
                 z_lo_row[j] = e if not log else z_lo
             if log:
-                s_m1 = (n0 - 1.0) + rest
-                log_s = math.log1p(s_m1) if abs(s_m1) < 0.5 else math.log(n0 + rest)
+                log_s = _log_s(n0, rest)
                 for j in range(k):
                     out[i, j] = (z_hi_row[j] - log_s) + z_lo_row[j]
             else:
