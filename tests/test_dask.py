@@ -27,6 +27,9 @@ def assert_same(actual, expected, rtol=1e-13):
     np.testing.assert_allclose(actual[fin], expected[fin], rtol=rtol, atol=1e-300)
 
 
+# One LocalCluster for the module, so the suite runs with ``pytest -n 2 --dist loadfile``
+# (one file per xdist worker): two clusters started at once race for the scheduler's
+# default HTTP port, and the warning that follows fails the start.
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(
