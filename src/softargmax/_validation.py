@@ -23,6 +23,7 @@ __all__ = [
     "AxisError",
     "Scale",
     "check_implementation",
+    "check_int",
     "check_out",
     "check_where",
     "float_input",
@@ -113,6 +114,30 @@ def resolve_scale(
     if bt < 0:
         sign, bt = -sign, -bt
     return Scale(sign, None if bt == 1.0 else bt, None)
+
+
+# --------------------------------------------------------------------------- integers
+def check_int(value: Any, name: str, minimum: int | None = 1, expected: str | None = None) -> int:
+    """``value`` as a Python int >= ``minimum`` (no bound for None); bools are refused.
+
+    A non-integer is a TypeError, a value below ``minimum`` a ValueError; both messages
+    read "``name`` must be ``expected``, got ...", ``expected`` defaulting to
+    "an int >= minimum".
+    """
+    if expected is None:
+        expected = "an int" if minimum is None else f"an int >= {minimum}"
+    if isinstance(value, (bool, np.bool_)):
+        msg = f"{name} must be {expected}, got {value!r}"
+        raise TypeError(msg)
+    try:
+        v = operator.index(value)
+    except TypeError:
+        msg = f"{name} must be {expected}, got {type(value).__name__} {value!r}"
+        raise TypeError(msg) from None
+    if minimum is not None and v < minimum:
+        msg = f"{name} must be {expected}, got {v}"
+        raise ValueError(msg)
+    return int(v)
 
 
 # --------------------------------------------------------------------------- axes

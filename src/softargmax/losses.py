@@ -51,7 +51,14 @@ import numpy as np
 
 from . import _backend, _reference, core
 from ._backend import device_of, get_namespace, is_numpy, register_kernel, select_path
-from ._validation import _classify, _dtype_name, float_input, normalize_axis, result_float_dtype
+from ._validation import (
+    _classify,
+    _dtype_name,
+    check_int,
+    float_input,
+    normalize_axis,
+    result_float_dtype,
+)
 
 __all__ = ["cross_entropy", "linear_cross_entropy", "nll_loss"]
 
@@ -112,12 +119,7 @@ def _class_axis(axis: Any, ndim: int) -> int:
 def _ignore(ignore_index: Any) -> int | None:
     if ignore_index is None:
         return None
-    if isinstance(ignore_index, (bool, np.bool_)) or not isinstance(
-        ignore_index, (numbers.Integral, np.integer)
-    ):
-        msg = f"ignore_index must be an int or None, got {ignore_index!r}"
-        raise TypeError(msg)
-    return int(ignore_index)
+    return check_int(ignore_index, "ignore_index", None, "an int or None")
 
 
 # --------------------------------------------------------------------------- targets

@@ -39,7 +39,6 @@ by a temperature changes how sparse ``p`` is. There is no ``temperature`` keywor
 from __future__ import annotations
 
 import math
-import operator
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -48,6 +47,7 @@ from ._backend import device_of, get_namespace, register_kernel, select_path
 from ._reference import _reduce, _size, _widen
 from ._validation import (
     _real_scalar,
+    check_int,
     check_where,
     float_input,
     normalize_axis,
@@ -92,21 +92,6 @@ def _check_alpha(alpha: Any) -> float:
         )
         raise ValueError(msg)
     return a
-
-
-def _check_n_iter(n_iter: Any) -> int:
-    if isinstance(n_iter, (bool, np.bool_)):
-        msg = f"n_iter must be an int >= 1, got {n_iter!r}"
-        raise TypeError(msg)
-    try:
-        n = operator.index(n_iter)
-    except TypeError:
-        msg = f"n_iter must be an int >= 1, got {type(n_iter).__name__} {n_iter!r}"
-        raise TypeError(msg) from None
-    if n < 1:
-        msg = f"n_iter must be an int >= 1, got {n}"
-        raise ValueError(msg)
-    return n
 
 
 # --------------------------------------------------------------------------- rows
@@ -395,7 +380,7 @@ def entmax_bisect(
     array([0.02602631, 0.14758671, 0.53387536, 0.29251162])
     """
     a = _check_alpha(alpha)
-    n = _check_n_iter(n_iter)
+    n = check_int(n_iter, "n_iter")
     return _public_map("entmax_bisect", x, axis, where, a, n, implementation)
 
 
@@ -598,14 +583,7 @@ def _fy_loss(
         msg = f"reduction must be one of {_REDUCTIONS}, got {reduction!r}"
         raise ValueError(msg)
     if ignore_index is not None:
-        if isinstance(ignore_index, (bool, np.bool_)):
-            msg = f"ignore_index must be an int or None, got {ignore_index!r}"
-            raise TypeError(msg)
-        try:
-            ignore_index = operator.index(ignore_index)
-        except TypeError:
-            msg = f"ignore_index must be an int or None, got {type(ignore_index).__name__}"
-            raise TypeError(msg) from None
+        ignore_index = check_int(ignore_index, "ignore_index", None, "an int or None")
     xp, (x, target, where) = get_namespace(x, target, where)
     work, dtype, _ = float_input(xp, x)
     if work.ndim == 0:
@@ -811,7 +789,7 @@ def entmax_bisect_loss(
     return_grad: bool = False, implementation: Implementation = "auto",
 ) -> Array | tuple[Array, Array]:
     a = _check_alpha(alpha)
-    n = _check_n_iter(n_iter)
+    n = check_int(n_iter, "n_iter")
     return _fy_loss("entmax_bisect", x, target, axis, a, n, where, ignore_index, reduction,
                     return_grad, implementation)
 

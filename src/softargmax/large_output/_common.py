@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numbers
-import operator
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._validation import check_int as as_positive_int  # the shared integer check
 from .._validation import float_input, result_float_dtype
 
 __all__ = [
@@ -57,22 +57,6 @@ class LossGrad(NamedTuple):
     rows: np.ndarray
     dW: np.ndarray
     db: np.ndarray | None
-
-
-def as_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum`` (bools refused)."""
-    if isinstance(value, (bool, np.bool_)):
-        msg = f"{name} must be an int >= {minimum}, got {value!r}"
-        raise TypeError(msg)
-    try:
-        v = operator.index(value)
-    except TypeError:
-        msg = f"{name} must be an int >= {minimum}, got {type(value).__name__} {value!r}"
-        raise TypeError(msg) from None
-    if v < minimum:
-        msg = f"{name} must be an int >= {minimum}, got {v}"
-        raise ValueError(msg)
-    return int(v)
 
 
 def as_counts(counts: Any, name: str = "counts") -> np.ndarray:

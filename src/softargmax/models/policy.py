@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .._backend import get_namespace
-from .._validation import _real_scalar
+from .._validation import _real_scalar, check_int
 from ..core import hardmax, log_softmax, softmax
 from ..grad import log_softmax_vjp
 
@@ -20,18 +19,7 @@ SCHEDULES = ("constant", "exponential", "inverse-time")
 
 
 def _step(step: Any) -> int:
-    if isinstance(step, (bool, np.bool_)):
-        msg = f"step must be a non-negative int, got {step!r}"
-        raise TypeError(msg)
-    try:
-        s = operator.index(step)
-    except TypeError:
-        msg = f"step must be a non-negative int, got {type(step).__name__} {step!r}"
-        raise TypeError(msg) from None
-    if s < 0:
-        msg = f"step must be a non-negative int, got {s}"
-        raise ValueError(msg)
-    return s
+    return check_int(step, "step", 0, "a non-negative int")
 
 
 def _nonneg(value: Any, name: str) -> float:
