@@ -32,6 +32,11 @@ import time
 
 import numpy as np
 
+# Python puts this script's folder first on sys.path, and benchmarks/sparse.py would then
+# shadow the `sparse` package that dask imports.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
 _CHILD = r"""
 import json, sys, time
 import numpy as np

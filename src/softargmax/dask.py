@@ -75,13 +75,13 @@ def _one_thread(implementation: str) -> Iterator[None]:
 
 def _block_state(
     x: np.ndarray, *extra: np.ndarray, axes: tuple[int, ...], scale: Scale, has_mask: bool,
-    has_b: bool, work_dtype: Any, state_dtype: Any, implementation: str,
+    has_b: bool, work_dtype: Any, state_dtype: Any, implementation: str, precise: bool,
 ) -> np.ndarray:
     mask = extra[0] if has_mask else None
     b = extra[int(has_mask)] if has_b else None
     x = np.asarray(x, dtype=work_dtype)
     with _one_thread(implementation):
-        return _pack(_st._block_state(x, axes, scale, mask, b, state_dtype, implementation))
+        return _pack(_st._block_state(x, axes, scale, mask, b, state_dtype, implementation, precise))
 
 
 def _merge_blocks(packed: np.ndarray, axis: tuple[int, ...], keepdims: bool, scale: Scale) -> np.ndarray:
@@ -154,16 +154,20 @@ def _companion(a: Any, x: Any, name: str, kind: str) -> Any:
 
 def _states(
     x: Any, extra: list[Any], axes: tuple[int, ...], scale: Scale, has_mask: bool, has_b: bool,
-    work_dtype: Any, state_dtype: Any, split_every: Any, implementation: str,
+    work_dtype: Any, state_dtype: Any, split_every: Any, implementation: str, precise: bool,
 ) -> Any:
-    """The merged (max, scaled sum) states: keepdims shape, one chunk along ``axes``."""
+    """The merged (max, scaled sum) states: keepdims shape, one chunk along ``axes``.
+
+    ``precise``: sums to float64 accuracy (logsumexp) rather than to the data's own
+    (enough for a softmax)."""
     import dask.array as da
 
     packed = _packed_dtype(state_dtype)
     chunks = tuple((1,) * x.numblocks[i] if i in axes else c for i, c in enumerate(x.chunks))
     per_block = da.map_blocks(
         partial(_block_state, axes=axes, scale=scale, has_mask=has_mask, has_b=has_b,
-                work_dtype=work_dtype, state_dtype=state_dtype, implementation=implementation),
+                work_dtype=work_dtype, state_dtype=state_dtype, implementation=implementation,
+                precise=precise),
         x, *extra, chunks=chunks, dtype=packed, meta=_meta(x.ndim, packed),
         token="softargmax-state",
     )
@@ -205,7 +209,7 @@ def _distribution(
                      state_dtype=state_dtype, dtype=dtype, implementation=implementation)
         return da.map_blocks(fn, x, *extra, dtype=dtype, meta=meta, token=f"softargmax-{name}")
     states = _states(x, extra, axes, scale, bool(extra), False, work_dtype, state_dtype,
-                     split_every, implementation)
+                     split_every, implementation, False)
     fn = partial(_normalise_block, name=name, axes=axes, scale=scale, work_dtype=work_dtype,
                  state_dtype=state_dtype, dtype=dtype, implementation=implementation)
     return da.map_blocks(fn, x, states, *extra, dtype=dtype, meta=meta, token=f"softargmax-{name}")
@@ -355,7 +359,7 @@ def _logsumexp(
     if b is not None:
         extra.append(b)
     states = _states(x, extra, axes, scale, where is not None, b is not None, work_dtype,
-                     state_dtype, split_every, "auto")
+                     state_dtype, split_every, "auto", True)
     meta = _meta(x.ndim, dtype)
     weighted = b is not None
     lse = da.map_blocks(

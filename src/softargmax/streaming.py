@@ -28,10 +28,12 @@ whatever the size of the file.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import mmap
 import numbers
+from collections.abc import Iterator
 from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
@@ -110,86 +112,164 @@ def _signed_masked(x: Any, scale: Scale, mask: Any, b: Any) -> tuple[Any, Any, A
     return np.where(nan, -np.inf, y), nan, b
 
 
-def _use_kernel(implementation: str, work_dtype: Any, state_dtype: Any, has_b: bool) -> bool:
-    """Whether the numba kernels run this block: float32/float64 data, float64 state, no ``b``."""
+def _use_kernel(
+    implementation: str, work_dtype: Any, state_dtype: Any, has_b: bool, axes: tuple[int, ...]
+) -> bool:
+    """Whether the numba kernels run this block: float32/float64 data, float64 state, no
+    ``b``, at least one axis (``axis=()`` is elementwise: the NumPy path)."""
     ok = np.dtype(work_dtype) in (np.float32, np.float64) and np.dtype(state_dtype) == np.float64 and not has_b
     if implementation == "numba" and not ok:
         msg = f"implementation='numba' needs float32/float64 data without b, got {np.dtype(work_dtype)}"
         raise ValueError(msg)
-    return ok and implementation != "reference"
+    return ok and implementation != "reference" and bool(axes)
 
 
-def _kernel_scale(scale: Scale) -> tuple[bool, int, float]:
-    if scale.temperature is not None:
-        return scale.sign < 0, 2, float(scale.temperature)
-    if scale.beta is not None:
-        return scale.sign < 0, 1, float(scale.beta)
-    return scale.sign < 0, 0, 1.0
+@contextlib.contextmanager
+def _parallel(size: int) -> Iterator[bool]:
+    """Whether to run the parallel form of a kernel on ``size`` elements: the rule of
+    :mod:`softargmax._kernels.api` (its threshold, and its lock of the workqueue layer)."""
+    import numba
+
+    from ._kernels import api
+
+    parallel = size >= api.PARALLEL_MIN and numba.get_num_threads() > 1
+    lock = parallel and numba.threading_layer() == "workqueue"
+    if lock and not api._PARALLEL_LOCK.acquire(blocking=False):
+        parallel = lock = False
+    try:
+        yield parallel
+    finally:
+        if lock:
+            api._PARALLEL_LOCK.release()
 
 
-def _as_rows(a: Any, axes: tuple[int, ...], dtype: Any = None) -> np.ndarray:
-    """``a`` with ``axes`` moved last, as a C-contiguous (rows, entries) array."""
-    batch = [i for i in range(a.ndim) if i not in axes]
-    moved = np.moveaxis(a, batch + list(axes), range(a.ndim)) if axes and batch else a
-    k = math.prod(a.shape[i] for i in axes)
-    rows = math.prod(a.shape[i] for i in batch)
-    return np.ascontiguousarray(np.reshape(moved, (rows, k)), dtype=dtype)
+def _kernel_state(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, precise: bool) -> _State:
+    """The state on the core's kernels: their ``(status, m, n0, rest)`` per distribution,
+    with the ``+inf`` count (which they do not keep) added for the distributions that have
+    ``+inf`` entries, and NaN ones set to ``m = -inf``.
 
+    ``precise``: the sums to float64 accuracy whatever the data's dtype (logsumexp);
+    otherwise to the data's own accuracy, which is all a softmax needs (see
+    :mod:`softargmax._kernels.streaming`).
+    """
+    import numba
 
-_NO_MASK = np.ones((1, 1), dtype=bool)
-
-
-def _kernel_state(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any) -> _State:
+    from ._kernels import api
+    from ._kernels import core as kc
     from ._kernels import streaming as kern
 
-    shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
-    x2 = _as_rows(x, axes)
-    rows = x2.shape[0]
-    out = _State(np.empty(rows), np.empty(rows), np.empty(rows), np.empty(rows, dtype=bool))
-    m2 = _NO_MASK if mask is None else _as_rows(mask, axes, bool)
-    kern.row_states(x2, m2, mask is not None, *_kernel_scale(scale), *out)
-    return _State(*(np.reshape(f, shape) for f in out))
+    lay = api._Layout(x, axes, mask, scale.sign)
+    nout, k, ninner = lay.x.shape
+    if not precise and ninner == 1 and (k >= kc.SHORT or nout == 1):
+        x2 = lay.x.reshape(nout, k)
+        sign, bhi, blo = api._scale_args(scale, x2.dtype)
+        st, ms = np.empty((nout, 3)), np.empty(nout, x2.dtype)
+        nc = -(-k // kc.CHUNK)
+        pst, pms = (st, ms) if nc == 1 else (np.empty((nout * nc, 3)), np.empty(nout * nc, x2.dtype))
+        with _parallel(x2.size) as parallel:
+            if parallel:
+                kern.state_rows_parallel(x2, sign, bhi, blo, pst, pms, nc, st, ms,
+                                         min(nout * nc, 8 * numba.get_num_threads()))
+            else:
+                kern.state_rows_serial(x2, sign, bhi, blo, pst, pms, nc, st, ms)
+    else:
+        if precise and lay.x.dtype == np.float32 and (ninner > 1 or k < kc.SHORT):
+            # as api.logsumexp: the short-row and column kernels sum float32 input with
+            # the float32-accurate exp, and logsumexp needs the sum to float64 accuracy
+            lay.x = lay.x.astype(np.float64)
+        st, ms = api._run(lay, scale, kc.LOGSUMEXP, None)
+    grid = (nout, ninner)
+    status = st[..., 0].reshape(grid)
+    n0 = st[..., 1].reshape(grid)
+    rest = st[..., 2].reshape(grid)
+    m = ms.astype(np.float64).reshape(grid)
+    nan = status == kc.HAS_NAN
+    if nan.any():
+        m[nan] = -np.inf
+        n0[nan] = 0.0
+        rest[nan] = 0.0
+    at_inf = status == kc.HAS_INF
+    if at_inf.any():
+        o, i = np.nonzero(at_inf)
+        n0[o, i] = np.count_nonzero(lay.x[o, :, i] == np.inf * scale.sign, axis=-1)
+        rest[o, i] = 0.0
+    shape = lay.keep_shape
+    return _State(m.reshape(shape), n0.reshape(shape), rest.reshape(shape), nan.reshape(shape))
 
 
 def _kernel_normalise(
-    name: str, x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, state: _State
+    name: str, x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, state: _State, out: Any
 ) -> np.ndarray:
+    """Pass two on the kernels of :mod:`softargmax._kernels.streaming`: per distribution
+    the status and ``(m, 1/s)`` (or ``log s``) go in, one vectorised loop writes."""
+    import numba
+
+    from ._kernels import api
+    from ._kernels import core as kc
     from ._kernels import streaming as kern
 
-    x2 = _as_rows(x, axes)
-    rows = x2.shape[0]
-    st = [np.ascontiguousarray(np.broadcast_to(f, tuple(1 if i in axes else n for i, n in enumerate(x.shape))).reshape(rows)) for f in state]
-    m2 = _NO_MASK if mask is None else _as_rows(mask, axes, bool)
-    out2 = np.empty_like(x2)
-    kern.row_normalise(x2, m2, mask is not None, *_kernel_scale(scale), st[0], st[1], st[2], st[3],
-                       name == "log_softmax", out2)
-    return _from_rows(out2, x.shape, axes)
-
-
-def _from_rows(out2: np.ndarray, shape: tuple[int, ...], axes: tuple[int, ...]) -> np.ndarray:
-    """Undo :func:`_as_rows`: a (rows, entries) result back to ``shape``."""
-    batch = [i for i in range(len(shape)) if i not in axes]
-    moved_shape = tuple(shape[i] for i in batch) + tuple(shape[i] for i in axes)
-    res = np.reshape(out2, moved_shape)
-    return np.moveaxis(res, range(len(shape)), batch + list(axes)) if axes and batch else res
+    lay = api._Layout(x, axes, mask, scale.sign)
+    x3 = lay.x
+    nout, k, ninner = x3.shape
+    res, res3 = lay.result(out)
+    grid = (nout, ninner)
+    m, n0, rest, nan = (np.reshape(np.broadcast_to(f, lay.keep_shape), grid) for f in state)
+    with np.errstate(all="ignore"):
+        normal = np.isfinite(m) & ~nan
+        at_inf = (m == np.inf) & ~nan
+        status = np.full(grid, kc.EMPTY, dtype=np.int8)
+        status[normal] = kc.NORMAL
+        status[at_inf] = kc.HAS_INF
+        status[nan] = kc.HAS_NAN
+        if name == "softmax":
+            kind = kc.SOFTMAX
+            f = np.where(normal, 1.0 / (n0 + rest), np.where(at_inf, 1.0 / n0, 0.0))
+        else:
+            kind = kc.LOG_SOFTMAX
+            _, log_s = _log_sum(_State(m, n0, rest, nan))
+            f = np.where(normal, log_s, np.where(at_inf, -np.log(n0), 0.0))
+        m = np.where(normal, m, 0.0)
+    sign, bhi, blo = api._scale_args(scale, x3.dtype)
+    with _parallel(x3.size) as parallel:
+        ntask = 8 * numba.get_num_threads()
+        if ninner == 1:
+            x2, o2 = x3.reshape(nout, k), res3.reshape(nout, k)
+            m1, f1, s1 = m.reshape(nout), f.reshape(nout), status.reshape(nout)
+            if parallel:
+                kern.rows_parallel(x2, sign, bhi, blo, kind, m1, f1, s1, o2, min(nout * -(-k // kc.CHUNK), ntask))
+            else:
+                kern.rows_serial(x2, sign, bhi, blo, kind, m1, f1, s1, o2)
+        else:
+            special = (status != kc.NORMAL).any(axis=1)
+            if parallel:
+                kern.cols_parallel(x3, sign, bhi, blo, kind, m, f, status, special, res3, min(nout * k, ntask))
+            else:
+                kern.cols_serial(x3, sign, bhi, blo, kind, m, f, status, special, res3)
+    res = lay.back(res, out)
+    if mask is not None and nan.any():
+        # excluded entries are structural: 0 / -inf even in a NaN row
+        np.copyto(res, 0.0 if kind == kc.SOFTMAX else -np.inf, where=~np.asarray(mask))
+    return res
 
 
 def _block_state(
     x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, b: Any, dtype: Any,
-    implementation: str = "auto",
+    implementation: str = "auto", precise: bool = True,
 ) -> _State:
     """The state of one block of data over ``axes`` (keepdims shapes), computed in ``dtype``.
 
     ``x`` and ``b`` (or None) are float arrays of one shape, ``mask`` a bool array of it or
-    None. Uses the same error-free shift as :mod:`softargmax._reference`.
+    None. Uses the same error-free shift as :mod:`softargmax._reference`. ``precise=False``
+    (a state that only serves a softmax) lets the kernels sum float32 data to float32
+    accuracy.
     """
     reduce = _reference._reduce
     x = np.asarray(x)
     shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape))
     if x.size == 0:
         return _empty_state(shape, dtype)
-    if _use_kernel(implementation, x.dtype, dtype, b is not None):
-        return _kernel_state(x, axes, scale, mask)
+    if _use_kernel(implementation, x.dtype, dtype, b is not None, axes):
+        return _kernel_state(x, axes, scale, mask, precise)
     with np.errstate(all="ignore"):
         x = np.asarray(x, dtype=dtype)
         b = None if b is None else np.asarray(b, dtype=dtype)
@@ -297,16 +377,17 @@ def _state_logsumexp(state: _State, scale: Scale, weighted: bool) -> tuple[Any, 
 
 def _normalise(
     name: str, x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, state: _State, dtype: Any,
-    implementation: str = "auto",
+    implementation: str = "auto", out: Any = None,
 ) -> Any:
     """Pass two: softmax or log_softmax of a block given the (keepdims) final state.
 
     Returns the working dtype of ``x`` (float32 or float64 on the kernel path, ``dtype``
-    on the NumPy path); the caller casts.
+    on the NumPy path); the caller casts. The kernel path writes into ``out`` (and returns
+    it) when it is a C-contiguous NumPy array of that dtype.
     """
     x = np.asarray(x)
-    if x.size and _use_kernel(implementation, x.dtype, dtype, False):
-        return _kernel_normalise(name, x, axes, scale, mask, state)
+    if x.size and _use_kernel(implementation, x.dtype, dtype, False, axes):
+        return _kernel_normalise(name, x, axes, scale, mask, state, out)
     with np.errstate(all="ignore"):
         x = np.asarray(x, dtype=dtype)
         y, _, _ = _signed_masked(x, scale, mask, None)
@@ -337,20 +418,17 @@ def _normalise(
 
 def _softmax_block(
     name: str, x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, dtype: Any,
-    implementation: str = "auto",
+    implementation: str = "auto", out: Any = None,
 ) -> Any:
-    """softmax / log_softmax of a block that holds whole distributions: state, then normalise
-    (fused into one kernel, one ``exp`` per entry, on the numba path)."""
+    """softmax / log_softmax of a block that holds whole distributions: on the numba path
+    the in-memory kernels of :func:`softargmax.softmax` (one read, one ``exp`` per entry;
+    they write into ``out`` when it is a C-contiguous NumPy array of the working dtype)."""
     x = np.asarray(x)
-    if x.size and _use_kernel(implementation, x.dtype, dtype, False):
-        from ._kernels import streaming as kern
+    if x.size and _use_kernel(implementation, x.dtype, dtype, False, axes):
+        from ._kernels import api
 
-        x2 = _as_rows(x, axes)
-        m2 = _NO_MASK if mask is None else _as_rows(mask, axes, bool)
-        out2 = np.empty_like(x2)
-        nblocks = 8 * kern.nb.get_num_threads()
-        kern.row_softmax(x2, m2, mask is not None, *_kernel_scale(scale), name == "log_softmax", out2, nblocks)
-        return _from_rows(out2, x.shape, axes)
+        fn = api.softmax if name == "softmax" else api.log_softmax
+        return fn(x, axes, scale, mask, out)
     state = _block_state(x, axes, scale, mask, None, dtype, implementation)
     return _normalise(name, x, axes, scale, mask, state, dtype, implementation)
 
@@ -834,17 +912,49 @@ class _Progress:
             self.bar.close()
 
 
-def _read(source: Any, idx: tuple[slice, ...], work_dtype: Any) -> np.ndarray:
+@contextlib.contextmanager
+def _reading(source: Any, idx: tuple[slice, ...], work_dtype: Any) -> Iterator[np.ndarray]:
+    """The block ``source[idx]`` in the working dtype: no copy where the source is a NumPy
+    array of that dtype (the kernels read a memmap's pages in place), which are then
+    handed back to the operating system."""
     view = source[idx]
-    block = np.array(view, dtype=work_dtype, copy=True)
-    _release(view)
-    return block
+    try:
+        yield np.asarray(view, dtype=work_dtype)
+    finally:
+        _release(view)
 
 
-def _write(out: Any, idx: tuple[slice, ...], value: np.ndarray) -> None:
-    out[idx] = value
-    if isinstance(out, np.ndarray):
-        _release(out[idx])
+class _Writer:
+    """Writes result blocks into ``out``; hands the kernels ``out``'s own block to write
+    into where they can (a C-contiguous NumPy block of the working dtype), and a memmap's
+    pages back to the operating system once written."""
+
+    def __init__(self, out: Any, source: Any, dtype: Any, work_dtype: Any) -> None:
+        self.out = out
+        self.dtype = dtype
+        self.numpy = isinstance(out, np.ndarray)
+        # The one-pass kernels may read a distribution again after writing part of it:
+        # never write in place over the source (same memory, or the same file mapped twice).
+        same_file = getattr(out, "filename", None) is not None and getattr(out, "filename", None) == getattr(
+            source, "filename", None
+        )
+        aliased = same_file or (isinstance(source, np.ndarray) and np.may_share_memory(source, out))
+        self.direct = self.numpy and out.dtype == work_dtype and not aliased
+
+    def target(self, idx: tuple[slice, ...]) -> Any:
+        """The block of ``out`` to pass to a kernel as its ``out``, or None."""
+        if self.direct:
+            view = self.out[idx]
+            if view.flags.c_contiguous:
+                return view
+        return None
+
+    def store(self, idx: tuple[slice, ...], res: np.ndarray, target: Any) -> None:
+        """Finish the block: copy ``res`` into ``out`` unless the kernel wrote it there."""
+        if target is None or res is not target:
+            self.out[idx] = res.astype(self.dtype, copy=False)
+        if self.numpy:
+            _release(self.out[idx] if target is None else target)
 
 
 def _slice_len(s: slice, n: int) -> int:
@@ -886,15 +996,17 @@ def _chunked_distribution(
     bands, blocks = _grid(shape, _block_shape(shape, chunk_size), axes)
     state_dtype = _state_dtype(work_dtype)
     ndim = len(shape)
+    writer = _Writer(out, source, dtype, work_dtype)
     if len(blocks) == 1:
         # Whole distributions fit in one chunk: one pass.
         bar = _Progress(progress, len(bands), name)
         try:
             for band in bands:
                 idx = _index(ndim, axes, band, blocks[0])
-                x = _read(source, idx, work_dtype)
-                res = _softmax_block(name, x, axes, scale, mask[idx], state_dtype, implementation)
-                _write(out, idx, res.astype(dtype, copy=False))
+                target = writer.target(idx)
+                with _reading(source, idx, work_dtype) as x:
+                    res = _softmax_block(name, x, axes, scale, mask[idx], state_dtype, implementation, target)
+                    writer.store(idx, res, target)
                 bar.step()
         finally:
             bar.close()
@@ -905,15 +1017,16 @@ def _chunked_distribution(
             state = _empty_state(_band_shape(shape, axes, band), state_dtype)
             for blk in blocks:  # pass one: accumulate
                 idx = _index(ndim, axes, band, blk)
-                x = _read(source, idx, work_dtype)
-                part = _block_state(x, axes, scale, mask[idx], None, state_dtype, implementation)
+                with _reading(source, idx, work_dtype) as x:
+                    part = _block_state(x, axes, scale, mask[idx], None, state_dtype, implementation, False)
                 state = _merge(state, part, scale)
                 bar.step()
             for blk in blocks:  # pass two: normalise and write
                 idx = _index(ndim, axes, band, blk)
-                x = _read(source, idx, work_dtype)
-                res = _normalise(name, x, axes, scale, mask[idx], state, state_dtype, implementation)
-                _write(out, idx, res.astype(dtype, copy=False))
+                target = writer.target(idx)
+                with _reading(source, idx, work_dtype) as x:
+                    res = _normalise(name, x, axes, scale, mask[idx], state, state_dtype, implementation, target)
+                    writer.store(idx, res, target)
                 bar.step()
     finally:
         bar.close()
@@ -1146,10 +1259,8 @@ def logsumexp_chunked(
             state = _empty_state(_band_shape(shape, axes, band), state_dtype)
             for blk in blocks:
                 idx = _index(ndim, axes, band, blk)
-                part = _block_state(
-                    _read(source, idx, work_dtype), axes, scale, mask[idx], weights[idx], state_dtype,
-                    impl,
-                )
+                with _reading(source, idx, work_dtype) as x:
+                    part = _block_state(x, axes, scale, mask[idx], weights[idx], state_dtype, impl)
                 state = _merge(state, part, scale)
                 bar.step()
             target = _index(ndim, axes, band, tuple(slice(0, 1) for _ in axes))

@@ -1,248 +1,240 @@
-"""numba kernels of :mod:`softargmax.streaming`: the (max, scaled sum) state of rows and the
-normalisation of rows by a given state.
+"""numba kernels of :mod:`softargmax.streaming`: a piece of a distribution normalised by a
+state computed elsewhere.
 
-Each kernel works on a C-contiguous 2-D block ``x`` of shape (R, K): R distributions (or
-parts of them) of K entries, float32 or float64, computed in float64. The arithmetic is
-the scalar transcription of :func:`softargmax._reference._shifted` (an error-free shift
-and scale), so the kernels agree with the NumPy path to the rounding of ``exp`` and of
-the summation order. Rows run in parallel.
+The chunked functions and the Dask path run everything else on the kernels of
+:mod:`.core` (through :mod:`.api`): the (max, n0, rest) state of the distributions in a
+chunk (pass one) and chunks that hold whole distributions (one pass). What those kernels
+do not offer is pass two: writing ``exp(beta (y - m)) / s`` (softmax) or ``beta (y - m) -
+log s`` (log_softmax) for a chunk, given the final ``(m, s)`` of each distribution after
+the chunks' states were merged. The kernels here do that with the same error-free shift
+and vectorisable ``exp`` as the core (:func:`.core._shift`, :func:`.core._exp_z`): the
+loop over a normal distribution has no branches and runs as SIMD code.
 
-Scale arguments: ``neg`` (sign -1: softmin, negative beta), ``mode`` (0 unit scale, 1
-multiply by ``factor`` = |beta|, 2 divide by ``factor`` = the temperature). A ``mask`` is
-read only when ``use_mask`` is true (pass a (1, 1) dummy otherwise).
+Arguments, per distribution (one per row, or per ``(outer, inner)`` column):
+
+* ``m``: the signed max (``sign * x``; 0 where the distribution is not normal),
+* ``f``: ``1 / s`` for softmax, ``log s`` for log_softmax; for a distribution with
+  ``+inf`` entries ``1 / n_inf`` or ``-log n_inf`` (the share of each of them),
+* ``st``: the status (:data:`.core.NORMAL`, ``HAS_NAN``, ``HAS_INF``, ``EMPTY``); the
+  other three are written by a scalar loop with the reference's semantics (NaN
+  everywhere; the ``+inf`` entries share the mass; zeros / ``-inf``).
+
+One more kernel serves pass one of softmax (not logsumexp): the state of rows summed with
+the ``exp`` of the data's own precision (:func:`.core._exp_z`; ``exp32`` for float32 data,
+where the core's logsumexp kernel uses ``exp64`` because ``m + log s`` may cancel). For
+a softmax of float32 data ``s`` only divides, and the float32-accurate sum is enough.
+
+Layouts as in :mod:`.core`: rows ``(R, K)`` (a row may be split in pieces of
+:data:`.core.CHUNK` entries, since each entry only needs its row's ``(m, f)``) and
+columns ``(outer, K, inner)``, vectorised across the contiguous inner dimension. Each
+exists in a serial form (small inputs) and a parallel one over ``ntask`` ranges.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numba as nb
 import numpy as np
-from numba import prange
+from numba import njit, prange
 
-_SPLIT = 134217729.0  # Veltkamp's constant 2**27 + 1 for float64
+from .core import (
+    CHUNK,
+    HAS_INF,
+    HAS_NAN,
+    LOGSUMEXP,
+    NORMAL,
+    SOFTMAX,
+    _exp_z,
+    _finite,
+    _row_max,
+    _row_sums,
+    _rows_merge,
+    _shift,
+    _special,
+)
 
-
-@nb.njit(cache=True, inline="always")
-def _two_prod(a: float, b: float) -> tuple[float, float]:
-    p = a * b
-    t = _SPLIT * a
-    ah = t - (t - a)
-    al = a - ah
-    t = _SPLIT * b
-    bh = t - (t - b)
-    bl = b - bh
-    err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    return p, err
-
-
-@nb.njit(cache=True, inline="always")
-def _shift(y: float, m: float, mode: int, factor: float) -> tuple[float, float]:
-    """``|beta| (y - m) = z_hi + z_lo``; ``z_lo`` is 0 where either part is not finite."""
-    d = y - m
-    bb = d - y
-    d_lo = (y - (d - bb)) + (-m - bb)
-    if mode == 0:
-        if not math.isfinite(d_lo):
-            d_lo = 0.0
-        return d, d_lo
-    if mode == 2:
-        q = d / factor
-        p, err = _two_prod(q, factor)
-        z_lo = (((d - p) - err) + d_lo) / factor
-        z_hi = q
-        if factor > 1.0 and math.isinf(d) and math.isfinite(y):
-            z_hi = y / factor - m / factor
-    else:
-        z_hi, err = _two_prod(d, factor)
-        z_lo = err + d_lo * factor
-        if factor < 1.0 and math.isinf(d) and math.isfinite(y):
-            z_hi = y * factor - m * factor
-    if not (math.isfinite(z_hi) and math.isfinite(z_lo)):
-        z_lo = 0.0
-    return z_hi, z_lo
-
-
-def _ro(dtype: Any, ndim: int) -> Any:
-    """A read-only C-contiguous array type (writeable arrays are accepted too)."""
-    return nb.types.Array(dtype, ndim, "C", readonly=True)
-
-
-def _rw(dtype: Any, ndim: int) -> Any:
-    return nb.types.Array(dtype, ndim, "C")
-
-
-# --------------------------------------------------------------------------- row helpers
-@nb.njit(cache=True)
-def _value(x, mask, use_mask, neg, i, j):  # type: ignore[no-untyped-def]
-    """``sign * x[i, j]`` in float64, or -inf where the mask excludes the entry."""
-    if use_mask and not mask[i, j]:
-        return -np.inf
-    y = np.float64(x[i, j])
-    return -y if neg else y
-
-
-@nb.njit(cache=True)
-def _row_max(x, mask, use_mask, neg, i):  # type: ignore[no-untyped-def]
-    """``(max, nan)`` over the included entries of row ``i`` (max -inf if a NaN is seen)."""
-    m = -np.inf
-    for j in range(x.shape[1]):
-        y = _value(x, mask, use_mask, neg, i, j)
-        if y != y:
-            return -np.inf, True
-        if y > m:
-            m = y
-    return m, False
-
-
-@nb.njit(cache=True)
-def _count_inf(x, mask, use_mask, neg, i):  # type: ignore[no-untyped-def]
-    n = 0.0
-    for j in range(x.shape[1]):
-        if _value(x, mask, use_mask, neg, i, j) == np.inf:
-            n += 1.0
-    return n
-
-
-@nb.njit(cache=True)
-def _log_s(n0, rest):  # type: ignore[no-untyped-def]
-    """``log |n0 + rest|``, by ``log1p`` where the sum is close to 1."""
-    s_m1 = (n0 - 1.0) + rest
-    return math.log1p(s_m1) if abs(s_m1) < 0.5 else math.log(abs(n0 + rest))
-
-
-@nb.njit(cache=True)
-def _special_row(x, mask, use_mask, neg, i, nan, m, n_inf, log, out):  # type: ignore[no-untyped-def]
-    """Write row ``i`` if it has a NaN, +inf entries or no support; return whether it did.
-
-    Excluded entries stay structural zeros (-inf for log) even in a NaN row.
-    """
-    zero = -np.inf if log else 0.0
-    k = x.shape[1]
-    if nan:
-        for j in range(k):
-            out[i, j] = zero if use_mask and not mask[i, j] else np.nan
-        return True
-    if m == np.inf:
-        p_inf = -math.log(n_inf) if log else 1.0 / n_inf
-        for j in range(k):
-            out[i, j] = p_inf if _value(x, mask, use_mask, neg, i, j) == np.inf else zero
-        return True
-    if m == -np.inf:
-        for j in range(k):
-            out[i, j] = zero
-        return True
-    return False
-
-
-_B, _F64 = nb.types.boolean, nb.types.float64
-_STATE_SIGS = [
-    nb.types.void(_ro(t, 2), _ro(_B, 2), _B, _B, nb.types.int64, _F64,
-                  _rw(_F64, 1), _rw(_F64, 1), _rw(_F64, 1), _rw(_B, 1))
-    for t in (nb.types.float32, nb.types.float64)
+__all__ = [
+    "cols_parallel",
+    "cols_serial",
+    "rows_parallel",
+    "rows_serial",
+    "state_rows_parallel",
+    "state_rows_serial",
 ]
 
 
-@nb.njit(_STATE_SIGS, cache=True, parallel=True)
-def row_states(x, mask, use_mask, neg, mode, factor, m_out, n0_out, rest_out, nan_out):  # type: ignore[no-untyped-def]
-    """The state (m, n0, rest, nan) of each row of ``x``."""
-    rows, k = x.shape
-    for i in prange(rows):
-        m, nan = _row_max(x, mask, use_mask, neg, i)
+@njit(cache=True)
+def _normal(x, sign, bhi, blo, kind, m, f, out):  # type: ignore[no-untyped-def]
+    """A normal piece of a row: ``m`` and ``f`` scalars; vectorised, no branches."""
+    if kind == SOFTMAX:
+        for j in range(x.shape[0]):
+            zhi, zlo = _shift(x[j] * sign, m, bhi, blo)
+            out[j] = _exp_z(zhi, zlo, sign) * f
+    else:
+        for j in range(x.shape[0]):
+            zhi, zlo = _shift(x[j] * sign, m, bhi, blo)
+            out[j] = (zhi - f) + zlo
+
+
+@njit(cache=True)
+def _special_value(y, kind, status, f):  # type: ignore[no-untyped-def]
+    """The entry ``y`` (signed) of a distribution with NaN, ``+inf`` entries or no support."""
+    if status == HAS_NAN:
+        return np.nan
+    if status == HAS_INF and y == np.inf:
+        return f
+    return 0.0 if kind == SOFTMAX else -np.inf
+
+
+@njit(cache=True)
+def _rows_tasks(x, sign, bhi, blo, kind, m, f, st, out, t0, t1):  # type: ignore[no-untyped-def]
+    """Tasks ``t0..t1``: task ``t`` is piece ``t % nc`` of row ``t // nc``."""
+    k = x.shape[1]
+    nc = max(1, -(-k // CHUNK))
+    for t in range(t0, t1):
+        r = t // nc
+        lo = (t - r * nc) * CHUNK
+        hi = min(k, lo + CHUNK)
+        xv = x[r, lo:hi]
+        ov = out[r, lo:hi]
+        status = st[r]
+        if status == NORMAL:
+            _normal(xv, sign, bhi, blo, kind, m[r], f[r], ov)
+        else:
+            for j in range(hi - lo):
+                ov[j] = _special_value(xv[j] * sign, kind, status, f[r])
+
+
+@njit(cache=True)
+def _cols_tasks(x, sign, bhi, blo, kind, m, f, st, special, out, t0, t1):  # type: ignore[no-untyped-def]
+    """Tasks ``t0..t1`` of the column layout: task ``t`` is the inner row ``(o, i) =
+    divmod(t, K)``, normalised entry by entry with its column's ``(m, f)``; ``special[o]``
+    says whether block ``o`` has columns that are not normal (rewritten afterwards)."""
+    k = x.shape[1]
+    for t in range(t0, t1):
+        o = t // k
+        i = t - o * k
+        xv = x[o, i]
+        ov = out[o, i]
+        mo = m[o]
+        fo = f[o]
+        if kind == SOFTMAX:
+            for j in range(xv.shape[0]):
+                zhi, zlo = _shift(xv[j] * sign, mo[j], bhi, blo)
+                ov[j] = _exp_z(zhi, zlo, sign) * fo[j]
+        else:
+            for j in range(xv.shape[0]):
+                zhi, zlo = _shift(xv[j] * sign, mo[j], bhi, blo)
+                ov[j] = (zhi - fo[j]) + zlo
+        if special[o]:
+            so = st[o]
+            for j in range(xv.shape[0]):
+                if so[j] != NORMAL:
+                    ov[j] = _special_value(xv[j] * sign, kind, so[j], fo[j])
+
+
+def _sigs(ndim: int, extra: tuple[Any, ...], parallel: bool) -> list[Any]:
+    f64, i8 = nb.types.float64, nb.types.int8
+    sigs = []
+    for t in (nb.types.float32, nb.types.float64):
+        x = nb.types.Array(t, ndim, "C", readonly=True)  # writeable arrays are accepted too
+        state = nb.types.Array(f64, ndim - 1, "C", readonly=True)
+        status = nb.types.Array(i8, ndim - 1, "C", readonly=True)
+        out = nb.types.Array(t, ndim, "C")
+        args = (x, t, f64, f64, nb.types.int64, state, state, status, *extra, out)
+        sigs.append(nb.types.void(*args, *((nb.types.int64,) if parallel else ())))
+    return sigs
+
+
+_FLAG = (nb.types.Array(nb.types.boolean, 1, "C", readonly=True),)
+
+
+@njit(_sigs(2, (), True), parallel=True, cache=True)
+def rows_parallel(x, sign, bhi, blo, kind, m, f, st, out, ntask):  # type: ignore[no-untyped-def]
+    """Rows ``(R, K)``, in parallel over ``ntask`` ranges of the row pieces."""
+    nt = x.shape[0] * max(1, -(-x.shape[1] // CHUNK))
+    for b in prange(ntask):
+        _rows_tasks(x, sign, bhi, blo, kind, m, f, st, out, b * nt // ntask, (b + 1) * nt // ntask)
+
+
+@njit(_sigs(2, (), False), cache=True)
+def rows_serial(x, sign, bhi, blo, kind, m, f, st, out):  # type: ignore[no-untyped-def]
+    """Rows ``(R, K)``, on the calling thread."""
+    nt = x.shape[0] * max(1, -(-x.shape[1] // CHUNK))
+    _rows_tasks(x, sign, bhi, blo, kind, m, f, st, out, 0, nt)
+
+
+@njit(_sigs(3, _FLAG, True), parallel=True, cache=True)
+def cols_parallel(x, sign, bhi, blo, kind, m, f, st, special, out, ntask):  # type: ignore[no-untyped-def]
+    """Columns ``(outer, K, inner)``, in parallel over ``ntask`` ranges of inner rows."""
+    nt = x.shape[0] * x.shape[1]
+    for b in prange(ntask):
+        _cols_tasks(x, sign, bhi, blo, kind, m, f, st, special, out, b * nt // ntask, (b + 1) * nt // ntask)
+
+
+@njit(_sigs(3, _FLAG, False), cache=True)
+def cols_serial(x, sign, bhi, blo, kind, m, f, st, special, out):  # type: ignore[no-untyped-def]
+    """Columns ``(outer, K, inner)``, on the calling thread."""
+    _cols_tasks(x, sign, bhi, blo, kind, m, f, st, special, out, 0, x.shape[0] * x.shape[1])
+
+
+# --------------------------------------------------------------------------- state of rows
+@njit(cache=True)
+def _state_tasks(x, sign, bhi, blo, st, ms, nc, t0, t1):  # type: ignore[no-untyped-def]
+    """Tasks ``t0..t1``: the ``(status, n0, rest)`` and max of piece ``t % nc`` of row
+    ``t // nc`` (the core's row passes, summed with :func:`.core._exp_z`)."""
+    k = x.shape[1]
+    none = np.empty(0, dtype=x.dtype)  # the sums store nothing
+    for t in range(t0, t1):
+        r = t // nc
+        lo = (t - r * nc) * CHUNK
+        hi = min(k, lo + CHUNK)
+        xv = x[r, lo:hi]
+        m = _row_max(xv, sign)
         n0 = 0.0
         rest = 0.0
-        if m == np.inf:
-            n0 = _count_inf(x, mask, use_mask, neg, i)
-        elif m > -np.inf:
-            for j in range(k):
-                y = _value(x, mask, use_mask, neg, i, j)
-                z_hi, z_lo = _shift(y, m, mode, factor)
-                if z_hi == 0.0 and z_lo == 0.0:
-                    n0 += 1.0
-                else:
-                    e = math.exp(z_hi)
-                    rest += e + e * z_lo
-        m_out[i] = m
-        n0_out[i] = n0
-        rest_out[i] = rest
-        nan_out[i] = nan
+        if _finite(m):
+            n0, rest = _row_sums(xv, sign, m, bhi, blo, none, False, False)
+            status = HAS_NAN if rest != rest else NORMAL
+        else:
+            status, _ = _special(xv, sign, LOGSUMEXP, none)
+        st[t, 0] = status
+        st[t, 1] = n0
+        st[t, 2] = rest
+        ms[t] = m
 
 
-_NORM_SIGS = [
-    nb.types.void(_ro(t, 2), _ro(_B, 2), _B, _B, nb.types.int64, _F64,
-                  _ro(_F64, 1), _ro(_F64, 1), _ro(_F64, 1), _ro(_B, 1), _B, _rw(t, 2))
-    for t in (nb.types.float32, nb.types.float64)
-]
+def _state_sigs(parallel: bool) -> list[Any]:
+    f64 = nb.types.float64
+    sigs = []
+    for t in (nb.types.float32, nb.types.float64):
+        x = nb.types.Array(t, 2, "C", readonly=True)
+        args = (x, t, f64, f64, nb.types.Array(f64, 2, "C"), nb.types.Array(t, 1, "C"), nb.types.int64,
+                nb.types.Array(f64, 2, "C"), nb.types.Array(t, 1, "C"))
+        sigs.append(nb.types.void(*args, *((nb.types.int64,) if parallel else ())))
+    return sigs
 
 
-@nb.njit(_NORM_SIGS, cache=True, parallel=True)
-def row_normalise(x, mask, use_mask, neg, mode, factor, m, n0, rest, nan, log, out):  # type: ignore[no-untyped-def]
-    """softmax (``log`` false) or log_softmax of each row of ``x`` given its final state."""
-    rows, k = x.shape
-    for i in prange(rows):
-        mi = m[i]
-        # for a row with +inf entries the state's n0 is their count
-        if _special_row(x, mask, use_mask, neg, i, nan[i], mi, n0[i], log, out):
-            continue
-        s = n0[i] + rest[i]
-        log_s = _log_s(n0[i], rest[i])
-        for j in range(k):
-            if use_mask and not mask[i, j]:
-                out[i, j] = -np.inf if log else 0.0
-                continue
-            z_hi, z_lo = _shift(_value(x, mask, use_mask, neg, i, j), mi, mode, factor)
-            if log:
-                out[i, j] = (z_hi - log_s) + z_lo
-            else:
-                e = math.exp(z_hi)
-                out[i, j] = (e + e * z_lo) / s
+@njit(_state_sigs(True), parallel=True, cache=True)
+def state_rows_parallel(x, sign, bhi, blo, st, ms, nc, rst, rms, ntask):  # type: ignore[no-untyped-def]
+    """The state of rows ``(R, K)`` in ``rst[r] = (status, n0, rest)``, ``rms[r] = max``.
+
+    With ``nc > 1`` each row is cut in ``nc`` pieces of :data:`.core.CHUNK` entries whose
+    states (in ``st``, ``ms``) are merged by :func:`.core._rows_merge`; with ``nc == 1``
+    ``st`` and ``ms`` are ``rst`` and ``rms``. The ``+inf`` count of rows with ``+inf``
+    entries is not kept (their ``n0`` is 0).
+    """
+    nt = x.shape[0] * nc
+    for b in prange(ntask):
+        _state_tasks(x, sign, bhi, blo, st, ms, nc, b * nt // ntask, (b + 1) * nt // ntask)
+    if nc > 1:
+        _rows_merge(x, sign, bhi, blo, LOGSUMEXP, np.empty((x.shape[0], 0), x.dtype), st, ms, nc, rst, rms)
 
 
-_ROWS_SIGS = [
-    nb.types.void(_ro(t, 2), _ro(_B, 2), _B, _B, nb.types.int64, _F64, _B, _rw(t, 2), nb.types.int64)
-    for t in (nb.types.float32, nb.types.float64)
-]
-
-
-@nb.njit(_ROWS_SIGS, cache=True, parallel=True)
-def row_softmax(x, mask, use_mask, neg, mode, factor, log, out, nblocks):  # type: ignore[no-untyped-def]
-    """softmax or log_softmax of whole rows in one read: the state and the output share
-    one ``exp`` per entry (kept in a float64 scratch row); equal to :func:`row_states`
-    followed by :func:`row_normalise`. Rows are split in ``nblocks`` contiguous groups
-    (a few per thread), each with its scratch rows."""
-    rows, k = x.shape
-    nblocks = max(1, min(rows, nblocks))
-    for blk in prange(nblocks):
-        z_hi_row = np.empty(k)
-        z_lo_row = np.empty(k)
-        for i in range(blk * rows // nblocks, (blk + 1) * rows // nblocks):
-            m, nan = _row_max(x, mask, use_mask, neg, i)
-            n_inf = _count_inf(x, mask, use_mask, neg, i) if m == np.inf else 0.0
-            if _special_row(x, mask, use_mask, neg, i, nan, m, n_inf, log, out):
-                continue
-            n0 = 0.0
-            rest = 0.0
-            for j in range(k):
-                if use_mask and not mask[i, j]:
-                    z_hi_row[j] = -np.inf
-                    z_lo_row[j] = 0.0
-                    continue
-                z_hi, z_lo = _shift(_value(x, mask, use_mask, neg, i, j), m, mode, factor)
-                if z_hi == 0.0 and z_lo == 0.0:
-                    n0 += 1.0
-                    e = 1.0
-                else:
-                    e = math.exp(z_hi)
-                    e = e + e * z_lo
-                    rest += e
-                z_hi_row[j] = z_hi
-                z_lo_row[j] = e if not log else z_lo
-            if log:
-                log_s = _log_s(n0, rest)
-                for j in range(k):
-                    out[i, j] = (z_hi_row[j] - log_s) + z_lo_row[j]
-            else:
-                s = n0 + rest
-                for j in range(k):
-                    out[i, j] = z_lo_row[j] / s if z_hi_row[j] > -np.inf else 0.0
+@njit(_state_sigs(False), cache=True)
+def state_rows_serial(x, sign, bhi, blo, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
+    """As :func:`state_rows_parallel`, on the calling thread."""
+    _state_tasks(x, sign, bhi, blo, st, ms, nc, 0, x.shape[0] * nc)
+    if nc > 1:
+        _rows_merge(x, sign, bhi, blo, LOGSUMEXP, np.empty((x.shape[0], 0), x.dtype), st, ms, nc, rst, rms)
