@@ -415,8 +415,9 @@ def test_bad_input():
 
 @pytest.mark.parametrize("name", ["softmax", "log_softmax"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_kernel_equals_two_kernels(name, dtype):
-    """The one-read kernel for whole rows gives bit for bit what state + normalise give."""
+def test_one_pass_equals_two_passes(name, dtype):
+    """Whole rows in one read (the core's fused kernels) give, to rounding, what pass one
+    (the state, as softmax_chunked computes it) followed by pass two give."""
     from softargmax import streaming as s
     from softargmax._validation import resolve_scale
 
@@ -425,6 +426,6 @@ def test_fused_kernel_equals_two_kernels(name, dtype):
     for scale in (resolve_scale(), resolve_scale(temperature=3.0), resolve_scale(beta=-0.7)):
         for m in (None, mask):
             fused = s._softmax_block(name, x, (1,), scale, m, np.float64, "numba")
-            state = s._block_state(x, (1,), scale, m, None, np.float64, "numba")
+            state = s._block_state(x, (1,), scale, m, None, np.float64, "numba", precise=False)
             two = s._normalise(name, x, (1,), scale, m, state, np.float64, "numba")
-            np.testing.assert_array_equal(fused, two)
+            assert_same(two, fused, dtype)
