@@ -58,8 +58,11 @@ raw = np.load(src_path, mmap_mode="r")
 src = raw.reshape(-1, k)
 out = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.float32, shape=src.shape)
 if mode != "copy":
-    from softargmax._kernels import streaming as _kern  # load the compiled kernels first
-    streaming.softmax_chunked(np.zeros((2, 8), np.float32), chunk_size=4)
+    # load the compiled kernels (serial and parallel forms, one and two passes) first
+    warm = np.zeros((2, 1 << 17), np.float32)
+    streaming.softmax_chunked(warm, chunk_size=1 << 16)
+    streaming.softmax_chunked(warm, chunk_size=1 << 18)
+    streaming.softmax_chunked(warm[:, :64], chunk_size=32)
 rss0 = hwm()
 t0 = time.perf_counter()
 if mode == "copy":
@@ -95,8 +98,10 @@ def make_file(path: str, n: int) -> None:
     del a
 
 
-def run_child(mode: str, src: str, out: str, k: int, chunk: int) -> dict:
+def run_child(mode: str, src: str, out: str, k: int, chunk: int, threads: int | None = None) -> dict:
     env = dict(os.environ)
+    if threads is not None:
+        env["NUMBA_NUM_THREADS"] = str(threads)
     res = subprocess.run(
         [sys.executable, "-c", _CHILD, mode, src, out, str(k), str(chunk)],
         capture_output=True, text=True, env=env, check=False,
@@ -117,27 +122,34 @@ def bench_streaming(args: argparse.Namespace) -> list[dict]:
         print(f"streaming: skipped, {free / 1e9:.1f} GB free in {directory} < 2 x {4 * n / 1e9:.1f} GB + 2 GB")
         return []
     src, out = os.path.join(directory, "x.npy"), os.path.join(directory, "p.npy")
-    rows = []
+    cases = [("read + write once (floor)", "copy", args.k, None)]
+    threads = os.cpu_count() or 1
+    for label, k in ((f"rows of {args.k}: one pass", args.k), ("rows of 2**24: two passes", long_k)):
+        cases.append((f"softmax_chunked, {label}, {threads} threads", "softmax", k, None))
+        if threads > 1:
+            cases.append((f"softmax_chunked, {label}, 1 thread", "softmax", k, 1))
+    runs: dict[str, list[dict]] = {c[0]: [] for c in cases}
     try:
         t0 = time.perf_counter()
         make_file(src, n)
         print(f"streaming: wrote {4 * n / 1e9:.2f} GB in {time.perf_counter() - t0:.1f} s to {directory}")
-        copy = run_child("copy", src, out, args.k, args.chunk_size)
-        for label, k in ((f"rows of {args.k}: one pass", args.k), ("rows of 2**24: two passes", long_k)):
-            r = run_child("softmax", src, out, k, args.chunk_size)
-            rows.append({"case": f"softmax_chunked, {label}", "gb": 4 * n / 1e9, **r})
-        copy2 = run_child("copy", src, out, args.k, args.chunk_size)
-        floor = min(copy["seconds"], copy2["seconds"])
-        rows.insert(0, {"case": "read + write once (floor)", "gb": 4 * n / 1e9, **(copy if copy["seconds"] == floor else copy2)})
-        for r in rows:
-            r["speed_vs_floor"] = floor / r["seconds"]
-            r["gb_per_s"] = 2 * r["gb"] / r["seconds"]
+        for _ in range(args.rounds):  # rounds of all the cases, so that load drifts hit all alike
+            for label, mode, k, nthreads in cases:
+                runs[label].append(run_child(mode, src, out, k, args.chunk_size, nthreads))
     finally:
         for p in (src, out):
             if os.path.exists(p):
                 os.remove(p)
         if args.dir is None:
             os.rmdir(directory)
+    rows = []
+    for label, _, _, _ in cases:
+        best = min(runs[label], key=lambda r: r["seconds"])
+        rows.append({"case": label, "gb": 4 * n / 1e9, **best, "all_seconds": [r["seconds"] for r in runs[label]]})
+    floor = rows[0]["seconds"]
+    for r in rows:
+        r["speed_vs_floor"] = floor / r["seconds"]
+        r["gb_per_s"] = 2 * r["gb"] / r["seconds"]
     return rows
 
 
@@ -157,7 +169,12 @@ def bench_dask(args: argparse.Namespace) -> list[dict]:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=50) as cluster, Client(cluster) as client:
         # load numba and the compiled kernels in every worker before timing
-        client.run(lambda: softargmax.dask.softmax(da.ones((2, 8), chunks=(1, 4))).compute(scheduler="sync"))
+        def warm() -> None:
+            for chunks in ((2, 32), (2, 64)):
+                x = da.ones((4, 64), chunks=chunks, dtype=np.float32)
+                softargmax.dask.softmax(x).compute(scheduler="sync")
+
+        client.run(warm)
         r, c = args.dask_shape
         for label, chunks in (("axis not chunked", (r // 8, c)), ("axis chunked", (r // 4, c // 4))):
             x = da.random.default_rng(1).normal(scale=30, size=(r, c), chunks=chunks).astype(np.float32)
@@ -173,22 +190,25 @@ def bench_dask(args: argparse.Namespace) -> list[dict]:
 
             sample = x[: chunks[0]].compute().astype(np.float64)
             exact = softargmax.softmax(sample)
-            for name, fn in (("softargmax.dask", ours), ("plain exp(x-max)/sum", plain)):
-                times = []
-                for _ in range(args.repeat):
+            fns = (("softargmax.dask", ours), ("plain exp(x-max)/sum", plain))
+            times: dict[str, list[float]] = {name: [] for name, _ in fns}
+            got = {}
+            for _ in range(args.repeat):  # interleaved, so that load drifts hit both alike
+                for name, fn in fns:
                     t0 = time.perf_counter()
                     y = fn().persist()
                     wait(y)
-                    times.append(time.perf_counter() - t0)
-                    got = y[: chunks[0]].compute()
+                    times[name].append(time.perf_counter() - t0)
+                    got[name] = y[: chunks[0]].compute()
                     # the keys are deterministic: release them so the next run recomputes
                     client.cancel(y)
                     del y
-                    while client.processing() and any(client.has_what().values()) and \
-                            sum(len(v) for v in client.has_what().values()) > x.npartitions:
+                    while sum(len(v) for v in client.has_what().values()) > x.npartitions:
                         time.sleep(0.05)
+            for name, _ in fns:
                 rows.append({"case": f"dask {label}: {name}", "shape": [r, c], "chunks": list(chunks),
-                             "seconds": float(np.median(times)), "max_err_ulp": ulp_error(got, exact)})
+                             "seconds": float(np.median(times[name])), "all_seconds": times[name],
+                             "max_err_ulp": ulp_error(got[name], exact)})
             base = rows[-1]["seconds"]
             rows[-2]["speedup_vs_plain"] = base / rows[-2]["seconds"]
             rows[-1]["speedup_vs_plain"] = 1.0
@@ -203,24 +223,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-size", type=int, default=1 << 20)
     parser.add_argument("--dir", default=None, help="directory for the files")
     parser.add_argument("--dask-shape", type=int, nargs=2, default=(1024, 65536))
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5, help="Dask runs per case (median)")
+    parser.add_argument("--rounds", type=int, default=2, help="streaming rounds of all cases (best)")
     parser.add_argument("--skip", choices=["streaming", "dask"], action="append", default=[])
     parser.add_argument("--json", default="benchmarks/results/scale.json")
     args = parser.parse_args(argv)
 
-    result = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                          "load": os.getloadavg(), "numpy": np.__version__}}
+    result: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                                "load_before": os.getloadavg(), "numpy": np.__version__},
+                    "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
     if "streaming" not in args.skip:
         result["streaming"] = bench_streaming(args)
-        print(f"\n{'streaming case':<44}{'GB':>7}{'s':>9}{'GB/s':>8}{'vs floor':>10}{'peak RSS MiB':>14}")
+        print(f"\n{'streaming case (best of --rounds)':<58}{'GB':>7}{'s':>9}{'GB/s':>8}{'vs floor':>10}"
+              f"{'peak RSS MiB':>14}")
         for r in result["streaming"]:
-            print(f"{r['case']:<44}{r['gb']:>7.2f}{r['seconds']:>9.2f}{r['gb_per_s']:>8.2f}"
+            print(f"{r['case']:<58}{r['gb']:>7.2f}{r['seconds']:>9.2f}{r['gb_per_s']:>8.2f}"
                   f"{r['speed_vs_floor']:>10.2f}{r['peak_rss_mib']:>14.0f}")
     if "dask" not in args.skip:
         result["dask"] = bench_dask(args)
-        print(f"\n{'dask case (2 worker processes)':<58}{'s':>8}{'speedup':>9}{'err ulp':>9}")
+        print(f"\n{'dask case (2 worker processes, median of --repeat)':<58}{'s':>8}{'speedup':>9}{'err ulp':>9}")
         for r in result["dask"]:
             print(f"{r['case']:<58}{r['seconds']:>8.2f}{r['speedup_vs_plain']:>9.2f}{r['max_err_ulp']:>9.2f}")
+    result["machine"]["load_after"] = os.getloadavg()
+    print(f"\nload average after: {os.getloadavg()[0]:.1f}")
     os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
     with open(args.json, "w") as fh:
         json.dump(result, fh, indent=2)
