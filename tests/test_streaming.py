@@ -429,3 +429,28 @@ def test_one_pass_equals_two_passes(name, dtype):
             state = s._block_state(x, (1,), scale, m, None, np.float64, "numba", precise=False)
             two = s._normalise(name, x, (1,), scale, m, state, np.float64, "numba")
             assert_same(two, fused, dtype)
+
+
+def test_threads_and_one_thread_agree():
+    """Chunks run on a thread pool (NumPy source and out) or one after the other (one
+    numba thread, or a source that is not a NumPy array): the same result."""
+    import numba
+
+    x = adversarial((24, 3000), np.float32, seed=13)
+    want = core.softmax(x)
+    threaded = softmax_chunked(x, chunk_size=(5, 3000))  # one pass, 5 chunks
+    threaded2 = log_softmax_chunked(x, chunk_size=(7, 1000))  # two passes
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        single = softmax_chunked(x, chunk_size=(5, 3000))
+        single2 = log_softmax_chunked(x, chunk_size=(7, 1000))
+    finally:
+        numba.set_num_threads(before)
+    assert_same(threaded, want, np.float32)
+    assert_same(single, want, np.float32)
+    assert_same(threaded2, core.log_softmax(x), np.float32)
+    np.testing.assert_array_equal(threaded2, single2)
+    out = Writer(x.shape, np.float32)
+    softmax_chunked(Reader(x), out=out, chunk_size=(5, 3000))
+    assert_same(out.a, want, np.float32)

@@ -28,7 +28,9 @@ whatever the size of the file.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import itertools
 import math
 import mmap
@@ -124,15 +126,26 @@ def _use_kernel(
     return ok and implementation != "reference" and bool(axes)
 
 
-@contextlib.contextmanager
-def _parallel(size: int) -> Iterator[bool]:
-    """Whether to run the parallel form of a kernel on ``size`` elements: the rule of
-    :mod:`softargmax._kernels.api` (its threshold, and its lock of the workqueue layer)."""
+def _wants_parallel(size: int) -> bool:
+    """Whether a kernel on ``size`` elements runs in its parallel form: the rule of
+    :mod:`softargmax._kernels.api` (its threshold; one thread inside a worker thread of
+    the chunked functions or a Dask task, where the thread count is set to 1)."""
     import numba
 
     from ._kernels import api
 
-    parallel = size >= api.PARALLEL_MIN and numba.get_num_threads() > 1
+    return size >= api.PARALLEL_MIN and numba.get_num_threads() > 1
+
+
+@contextlib.contextmanager
+def _parallel(size: int) -> Iterator[bool]:
+    """:func:`_wants_parallel`, holding :mod:`softargmax._kernels.api`'s lock of the
+    workqueue threading layer (which must not be entered from two threads at once)."""
+    import numba
+
+    from ._kernels import api
+
+    parallel = _wants_parallel(size)
     lock = parallel and numba.threading_layer() == "workqueue"
     if lock and not api._PARALLEL_LOCK.acquire(blocking=False):
         parallel = lock = False
@@ -141,6 +154,13 @@ def _parallel(size: int) -> Iterator[bool]:
     finally:
         if lock:
             api._PARALLEL_LOCK.release()
+
+
+def _layout_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, int, int]:
+    """``(outer, K, inner)`` as :class:`softargmax._kernels.api._Layout` will lay a block out."""
+    k = math.prod(shape[i] for i in axes)
+    inner = math.prod(shape[axes[-1] + 1:]) if axes == tuple(range(axes[0], axes[-1] + 1)) else 1
+    return math.prod(shape) // max(k * inner, 1), k, inner
 
 
 def _kernel_state(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, precise: bool) -> _State:
@@ -416,6 +436,26 @@ def _normalise(
         return r if mask is None else np.where(mask, r, empty_value)
 
 
+def _whole_rows(name: str, x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, out: Any) -> np.ndarray:
+    """The serial kernel path of :func:`_softmax_block` for rows: the core's fused row
+    routine behind a GIL-free entry (:func:`softargmax._kernels.streaming.whole_rows_serial`),
+    laid out as :mod:`softargmax._kernels.api` does."""
+    from ._kernels import api
+    from ._kernels import core as kc
+    from ._kernels import streaming as kern
+
+    kind = kc.SOFTMAX if name == "softmax" else kc.LOG_SOFTMAX
+    lay = api._Layout(x, axes, mask, scale.sign)
+    nout, k, _ = lay.x.shape
+    res, res3 = lay.result(out)
+    kern.whole_rows_serial(lay.x.reshape(nout, k), *api._scale_args(scale, lay.x.dtype), kind, res3.reshape(nout, k))
+    res = lay.back(res, out)
+    if mask is not None:
+        # excluded entries are structural: 0 / -inf even in a NaN row
+        np.copyto(res, 0.0 if kind == kc.SOFTMAX else -np.inf, where=~np.asarray(mask))
+    return res
+
+
 def _softmax_block(
     name: str, x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, dtype: Any,
     implementation: str = "auto", out: Any = None,
@@ -426,7 +466,11 @@ def _softmax_block(
     x = np.asarray(x)
     if x.size and _use_kernel(implementation, x.dtype, dtype, False, axes):
         from ._kernels import api
+        from ._kernels import core as kc
 
+        nout, k, inner = _layout_shape(x.shape, axes)
+        if inner == 1 and (k >= kc.SHORT or nout == 1) and not _wants_parallel(x.size):
+            return _whole_rows(name, x, axes, scale, mask, out)
         fn = api.softmax if name == "softmax" else api.log_softmax
         return fn(x, axes, scale, mask, out)
     state = _block_state(x, axes, scale, mask, None, dtype, implementation)
@@ -974,6 +1018,96 @@ def _source_dtypes(source: Any) -> tuple[tuple[int, ...], Any, Any]:
     return shape, dtype, work_dtype
 
 
+def _serial_numba() -> None:
+    """Thread initializer: numba kernels called from this thread run serially (the
+    chunked functions run whole chunks in parallel instead)."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
+def _workers(source: Any, out: Any) -> int:
+    """Chunks processed at once: numba's thread count where both ends are NumPy arrays
+    (memmaps included: disjoint blocks may be read and written from several threads)."""
+    if not (isinstance(source, np.ndarray) and isinstance(out, np.ndarray)):
+        return 1
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+class _Threads:
+    """Runs the steps of the chunks on ``workers`` threads (in this thread for one)."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
+        self.pool = None
+        if workers > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(workers, thread_name_prefix="softargmax-chunk", initializer=_serial_numba)
+
+    def __enter__(self) -> _Threads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def map(self, fn: Any, items: list[Any]) -> Iterator[Any]:
+        """``fn`` over ``items``, results in order, with at most twice as many chunks in
+        flight as threads (bounded memory)."""
+        if self.pool is None:
+            for item in items:
+                yield fn(item)
+            return
+        pending: collections.deque[Any] = collections.deque()
+        for item in items:
+            pending.append(self.pool.submit(fn, item))
+            if len(pending) >= 2 * self.workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+class _Chunks:
+    """The per-chunk steps of the chunked softmax, one chunk per call (safe to run on
+    several threads at once: each reads and writes its own block)."""
+
+    def __init__(
+        self, name: str, source: Any, out: Any, shape: tuple[int, ...], axes: tuple[int, ...], scale: Scale,
+        mask: _Sliced, work_dtype: Any, state_dtype: Any, implementation: str, writer: _Writer,
+    ) -> None:
+        self.name, self.source, self.out, self.shape, self.axes = name, source, out, shape, axes
+        self.scale, self.mask, self.work_dtype, self.state_dtype = scale, mask, work_dtype, state_dtype
+        self.implementation, self.writer = implementation, writer
+
+    def index(self, band: tuple[slice, ...], block: tuple[slice, ...]) -> tuple[slice, ...]:
+        return _index(len(self.shape), self.axes, band, block)
+
+    def whole(self, idx: tuple[slice, ...]) -> None:
+        """One pass: a chunk of whole distributions, normalised and written."""
+        target = self.writer.target(idx)
+        with _reading(self.source, idx, self.work_dtype) as x:
+            res = _softmax_block(self.name, x, self.axes, self.scale, self.mask[idx], self.state_dtype,
+                                 self.implementation, target)
+            self.writer.store(idx, res, target)
+
+    def state(self, idx: tuple[slice, ...]) -> _State:
+        """Pass one: the chunk's state."""
+        with _reading(self.source, idx, self.work_dtype) as x:
+            return _block_state(x, self.axes, self.scale, self.mask[idx], None, self.state_dtype,
+                                self.implementation, False)
+
+    def write(self, idx: tuple[slice, ...], state: _State) -> None:
+        """Pass two: the chunk normalised by the final ``state`` and written."""
+        target = self.writer.target(idx)
+        with _reading(self.source, idx, self.work_dtype) as x:
+            res = _normalise(self.name, x, self.axes, self.scale, self.mask[idx], state, self.state_dtype,
+                             self.implementation, target)
+            self.writer.store(idx, res, target)
+
+
 def _chunked_distribution(
     name: str,
     source: Any,
@@ -995,39 +1129,24 @@ def _chunked_distribution(
         check_out(np, out, shape, dtype)
     bands, blocks = _grid(shape, _block_shape(shape, chunk_size), axes)
     state_dtype = _state_dtype(work_dtype)
-    ndim = len(shape)
-    writer = _Writer(out, source, dtype, work_dtype)
-    if len(blocks) == 1:
-        # Whole distributions fit in one chunk: one pass.
-        bar = _Progress(progress, len(bands), name)
-        try:
-            for band in bands:
-                idx = _index(ndim, axes, band, blocks[0])
-                target = writer.target(idx)
-                with _reading(source, idx, work_dtype) as x:
-                    res = _softmax_block(name, x, axes, scale, mask[idx], state_dtype, implementation, target)
-                    writer.store(idx, res, target)
-                bar.step()
-        finally:
-            bar.close()
-        return out
-    bar = _Progress(progress, 2 * len(bands) * len(blocks), name)
+    steps = _Chunks(name, source, out, shape, axes, scale, mask, work_dtype, state_dtype, implementation,
+                    _Writer(out, source, dtype, work_dtype))
+    one_pass = len(blocks) == 1  # whole distributions fit in one chunk
+    bar = _Progress(progress, len(bands) * (1 if one_pass else 2 * len(blocks)), name)
     try:
-        for band in bands:
-            state = _empty_state(_band_shape(shape, axes, band), state_dtype)
-            for blk in blocks:  # pass one: accumulate
-                idx = _index(ndim, axes, band, blk)
-                with _reading(source, idx, work_dtype) as x:
-                    part = _block_state(x, axes, scale, mask[idx], None, state_dtype, implementation, False)
-                state = _merge(state, part, scale)
-                bar.step()
-            for blk in blocks:  # pass two: normalise and write
-                idx = _index(ndim, axes, band, blk)
-                target = writer.target(idx)
-                with _reading(source, idx, work_dtype) as x:
-                    res = _normalise(name, x, axes, scale, mask[idx], state, state_dtype, implementation, target)
-                    writer.store(idx, res, target)
-                bar.step()
+        with _Threads(_workers(source, out)) as threads:
+            if one_pass:
+                for _ in threads.map(steps.whole, [steps.index(band, blocks[0]) for band in bands]):
+                    bar.step()
+                return out
+            for band in bands:
+                idx = [steps.index(band, blk) for blk in blocks]
+                state = _empty_state(_band_shape(shape, axes, band), state_dtype)
+                for part in threads.map(steps.state, idx):  # pass one: accumulate (in order)
+                    state = _merge(state, part, scale)
+                    bar.step()
+                for _ in threads.map(functools.partial(steps.write, state=state), idx):  # pass two
+                    bar.step()
     finally:
         bar.close()
     return out

@@ -24,6 +24,10 @@ the ``exp`` of the data's own precision (:func:`.core._exp_z`; ``exp32`` for flo
 where the core's logsumexp kernel uses ``exp64`` because ``m + log s`` may cancel). For
 a softmax of float32 data ``s`` only divides, and the float32-accurate sum is enough.
 
+The serial forms release the GIL, so that the chunked functions can run several chunks at
+once on threads (and a Dask worker several tasks): :func:`whole_rows_serial` is for that
+the core's one-read softmax of whole rows (:func:`.core._row`) behind a GIL-free entry.
+
 Layouts as in :mod:`.core`: rows ``(R, K)`` (a row may be split in pieces of
 :data:`.core.CHUNK` entries, since each entry only needs its row's ``(m, f)``) and
 columns ``(outer, K, inner)``, vectorised across the contiguous inner dimension. Each
@@ -47,6 +51,7 @@ from .core import (
     SOFTMAX,
     _exp_z,
     _finite,
+    _row,
     _row_max,
     _row_sums,
     _rows_merge,
@@ -61,6 +66,7 @@ __all__ = [
     "rows_serial",
     "state_rows_parallel",
     "state_rows_serial",
+    "whole_rows_serial",
 ]
 
 
@@ -158,7 +164,7 @@ def rows_parallel(x, sign, bhi, blo, kind, m, f, st, out, ntask):  # type: ignor
         _rows_tasks(x, sign, bhi, blo, kind, m, f, st, out, b * nt // ntask, (b + 1) * nt // ntask)
 
 
-@njit(_sigs(2, (), False), cache=True)
+@njit(_sigs(2, (), False), cache=True, nogil=True)
 def rows_serial(x, sign, bhi, blo, kind, m, f, st, out):  # type: ignore[no-untyped-def]
     """Rows ``(R, K)``, on the calling thread."""
     nt = x.shape[0] * max(1, -(-x.shape[1] // CHUNK))
@@ -173,7 +179,7 @@ def cols_parallel(x, sign, bhi, blo, kind, m, f, st, special, out, ntask):  # ty
         _cols_tasks(x, sign, bhi, blo, kind, m, f, st, special, out, b * nt // ntask, (b + 1) * nt // ntask)
 
 
-@njit(_sigs(3, _FLAG, False), cache=True)
+@njit(_sigs(3, _FLAG, False), cache=True, nogil=True)
 def cols_serial(x, sign, bhi, blo, kind, m, f, st, special, out):  # type: ignore[no-untyped-def]
     """Columns ``(outer, K, inner)``, on the calling thread."""
     _cols_tasks(x, sign, bhi, blo, kind, m, f, st, special, out, 0, x.shape[0] * x.shape[1])
@@ -232,9 +238,27 @@ def state_rows_parallel(x, sign, bhi, blo, st, ms, nc, rst, rms, ntask):  # type
         _rows_merge(x, sign, bhi, blo, LOGSUMEXP, np.empty((x.shape[0], 0), x.dtype), st, ms, nc, rst, rms)
 
 
-@njit(_state_sigs(False), cache=True)
+@njit(_state_sigs(False), cache=True, nogil=True)
 def state_rows_serial(x, sign, bhi, blo, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
     """As :func:`state_rows_parallel`, on the calling thread."""
     _state_tasks(x, sign, bhi, blo, st, ms, nc, 0, x.shape[0] * nc)
     if nc > 1:
         _rows_merge(x, sign, bhi, blo, LOGSUMEXP, np.empty((x.shape[0], 0), x.dtype), st, ms, nc, rst, rms)
+
+
+# --------------------------------------------------------------------------- whole rows
+def _whole_sigs() -> list[Any]:
+    f64 = nb.types.float64
+    return [
+        nb.types.void(nb.types.Array(t, 2, "C", readonly=True), t, f64, f64, nb.types.int64,
+                      nb.types.Array(t, 2, "C"))
+        for t in (nb.types.float32, nb.types.float64)
+    ]
+
+
+@njit(_whole_sigs(), cache=True, nogil=True)
+def whole_rows_serial(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
+    """softmax (``kind`` SOFTMAX) or log_softmax of whole rows ``(R, K)`` into ``out``, one
+    row at a time by the core's fused row routine, without the GIL."""
+    for r in range(x.shape[0]):
+        _row(x[r], sign, bhi, blo, kind, out[r])
