@@ -180,7 +180,7 @@ def _kernel_state(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any,
 
     lay = api._Layout(x, axes, mask, scale.sign)
     nout, k, ninner = lay.x.shape
-    if not precise and ninner == 1 and (k >= kc.SHORT or nout == 1):
+    if ninner == 1 and (k >= kc.SHORT or nout == 1):
         x2 = lay.x.reshape(nout, k)
         sign, bhi, blo = api._scale_args(scale, x2.dtype)
         st, ms = np.empty((nout, 3)), np.empty(nout, x2.dtype)
@@ -188,12 +188,12 @@ def _kernel_state(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any,
         pst, pms = (st, ms) if nc == 1 else (np.empty((nout * nc, 3)), np.empty(nout * nc, x2.dtype))
         with _parallel(x2.size) as parallel:
             if parallel:
-                kern.state_rows_parallel(x2, sign, bhi, blo, pst, pms, nc, st, ms,
+                kern.state_rows_parallel(x2, sign, bhi, blo, precise, pst, pms, nc, st, ms,
                                          min(nout * nc, 8 * numba.get_num_threads()))
             else:
-                kern.state_rows_serial(x2, sign, bhi, blo, pst, pms, nc, st, ms)
+                kern.state_rows_serial(x2, sign, bhi, blo, precise, pst, pms, nc, st, ms)
     else:
-        if precise and lay.x.dtype == np.float32 and (ninner > 1 or k < kc.SHORT):
+        if precise and lay.x.dtype == np.float32:
             # as api.logsumexp: the short-row and column kernels sum float32 input with
             # the float32-accurate exp, and logsumexp needs the sum to float64 accuracy
             lay.x = lay.x.astype(np.float64)
@@ -1026,10 +1026,11 @@ def _serial_numba() -> None:
     numba.set_num_threads(1)
 
 
-def _workers(source: Any, out: Any) -> int:
-    """Chunks processed at once: numba's thread count where both ends are NumPy arrays
-    (memmaps included: disjoint blocks may be read and written from several threads)."""
-    if not (isinstance(source, np.ndarray) and isinstance(out, np.ndarray)):
+def _workers(*arrays: Any) -> int:
+    """Chunks processed at once: numba's thread count where the source (and ``out``) are
+    NumPy arrays (memmaps included: disjoint blocks may be read and written from several
+    threads; a Zarr or HDF5 array is read and written from this thread only)."""
+    if not all(isinstance(a, np.ndarray) for a in arrays):
         return 1
     import numba
 
@@ -1373,17 +1374,22 @@ def logsumexp_chunked(
     bands, blocks = _grid(shape, _block_shape(shape, chunk_size), axes)
     ndim = len(shape)
     bar = _Progress(progress, len(bands) * len(blocks), "logsumexp")
+
+    def part(idx: tuple[slice, ...]) -> _State:
+        with _reading(source, idx, work_dtype) as x:
+            return _block_state(x, axes, scale, mask[idx], weights[idx], state_dtype, impl)
+
     try:
-        for band in bands:
-            state = _empty_state(_band_shape(shape, axes, band), state_dtype)
-            for blk in blocks:
-                idx = _index(ndim, axes, band, blk)
-                with _reading(source, idx, work_dtype) as x:
-                    part = _block_state(x, axes, scale, mask[idx], weights[idx], state_dtype, impl)
-                state = _merge(state, part, scale)
-                bar.step()
-            target = _index(ndim, axes, band, tuple(slice(0, 1) for _ in axes))
-            lse[target], sign[target] = _state_logsumexp(state, scale, weights.a is not None)
+        with _Threads(_workers(source)) as threads:
+            # every chunk's state, on threads; merged in order, band by band
+            parts = threads.map(part, [_index(ndim, axes, band, blk) for band in bands for blk in blocks])
+            for band in bands:
+                state = _empty_state(_band_shape(shape, axes, band), state_dtype)
+                for _ in blocks:
+                    state = _merge(state, next(parts), scale)
+                    bar.step()
+                target = _index(ndim, axes, band, tuple(slice(0, 1) for _ in axes))
+                lse[target], sign[target] = _state_logsumexp(state, scale, weights.a is not None)
     finally:
         bar.close()
     if not return_sign:

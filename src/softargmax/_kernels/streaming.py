@@ -19,10 +19,11 @@ Arguments, per distribution (one per row, or per ``(outer, inner)`` column):
   other three are written by a scalar loop with the reference's semantics (NaN
   everywhere; the ``+inf`` entries share the mass; zeros / ``-inf``).
 
-One more kernel serves pass one of softmax (not logsumexp): the state of rows summed with
-the ``exp`` of the data's own precision (:func:`.core._exp_z`; ``exp32`` for float32 data,
-where the core's logsumexp kernel uses ``exp64`` because ``m + log s`` may cancel). For
-a softmax of float32 data ``s`` only divides, and the float32-accurate sum is enough.
+One more kernel gives pass one: the state of rows, from the core's row passes. For
+logsumexp (``precise``) it sums with the float64 ``exp`` whatever the data's dtype, as
+the core's logsumexp kernel does (``m + log s`` may cancel); for a softmax, where ``s``
+only divides, with the ``exp`` of the data's own precision (:func:`.core._exp_z`: the
+cheaper ``exp32`` for float32 data).
 
 The serial forms release the GIL, so that the chunked functions can run several chunks at
 once on threads (and a Dask worker several tasks): :func:`whole_rows_serial` is for that
@@ -187,9 +188,10 @@ def cols_serial(x, sign, bhi, blo, kind, m, f, st, special, out):  # type: ignor
 
 # --------------------------------------------------------------------------- state of rows
 @njit(cache=True)
-def _state_tasks(x, sign, bhi, blo, st, ms, nc, t0, t1):  # type: ignore[no-untyped-def]
+def _state_tasks(x, sign, bhi, blo, precise, st, ms, nc, t0, t1):  # type: ignore[no-untyped-def]
     """Tasks ``t0..t1``: the ``(status, n0, rest)`` and max of piece ``t % nc`` of row
-    ``t // nc`` (the core's row passes, summed with :func:`.core._exp_z`)."""
+    ``t // nc`` (the core's row passes, summed with :func:`.core._exp_z`, or with the
+    float64 ``exp`` if ``precise``)."""
     k = x.shape[1]
     none = np.empty(0, dtype=x.dtype)  # the sums store nothing
     for t in range(t0, t1):
@@ -201,7 +203,7 @@ def _state_tasks(x, sign, bhi, blo, st, ms, nc, t0, t1):  # type: ignore[no-unty
         n0 = 0.0
         rest = 0.0
         if _finite(m):
-            n0, rest = _row_sums(xv, sign, m, bhi, blo, none, False, False)
+            n0, rest = _row_sums(xv, sign, m, bhi, blo, none, False, precise)
             status = HAS_NAN if rest != rest else NORMAL
         else:
             status, _ = _special(xv, sign, LOGSUMEXP, none)
@@ -216,15 +218,17 @@ def _state_sigs(parallel: bool) -> list[Any]:
     sigs = []
     for t in (nb.types.float32, nb.types.float64):
         x = nb.types.Array(t, 2, "C", readonly=True)
-        args = (x, t, f64, f64, nb.types.Array(f64, 2, "C"), nb.types.Array(t, 1, "C"), nb.types.int64,
+        args = (x, t, f64, f64, nb.types.boolean, nb.types.Array(f64, 2, "C"), nb.types.Array(t, 1, "C"),
+                nb.types.int64,
                 nb.types.Array(f64, 2, "C"), nb.types.Array(t, 1, "C"))
         sigs.append(nb.types.void(*args, *((nb.types.int64,) if parallel else ())))
     return sigs
 
 
 @njit(_state_sigs(True), parallel=True, cache=True)
-def state_rows_parallel(x, sign, bhi, blo, st, ms, nc, rst, rms, ntask):  # type: ignore[no-untyped-def]
-    """The state of rows ``(R, K)`` in ``rst[r] = (status, n0, rest)``, ``rms[r] = max``.
+def state_rows_parallel(x, sign, bhi, blo, precise, st, ms, nc, rst, rms, ntask):  # type: ignore[no-untyped-def]
+    """The state of rows ``(R, K)`` in ``rst[r] = (status, n0, rest)``, ``rms[r] = max``,
+    summed to float64 accuracy if ``precise`` (logsumexp), else to the data's.
 
     With ``nc > 1`` each row is cut in ``nc`` pieces of :data:`.core.CHUNK` entries whose
     states (in ``st``, ``ms``) are merged by :func:`.core._rows_merge`; with ``nc == 1``
@@ -233,15 +237,15 @@ def state_rows_parallel(x, sign, bhi, blo, st, ms, nc, rst, rms, ntask):  # type
     """
     nt = x.shape[0] * nc
     for b in prange(ntask):
-        _state_tasks(x, sign, bhi, blo, st, ms, nc, b * nt // ntask, (b + 1) * nt // ntask)
+        _state_tasks(x, sign, bhi, blo, precise, st, ms, nc, b * nt // ntask, (b + 1) * nt // ntask)
     if nc > 1:
         _rows_merge(x, sign, bhi, blo, LOGSUMEXP, np.empty((x.shape[0], 0), x.dtype), st, ms, nc, rst, rms)
 
 
 @njit(_state_sigs(False), cache=True, nogil=True)
-def state_rows_serial(x, sign, bhi, blo, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
+def state_rows_serial(x, sign, bhi, blo, precise, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
     """As :func:`state_rows_parallel`, on the calling thread."""
-    _state_tasks(x, sign, bhi, blo, st, ms, nc, 0, x.shape[0] * nc)
+    _state_tasks(x, sign, bhi, blo, precise, st, ms, nc, 0, x.shape[0] * nc)
     if nc > 1:
         _rows_merge(x, sign, bhi, blo, LOGSUMEXP, np.empty((x.shape[0], 0), x.dtype), st, ms, nc, rst, rms)
 
