@@ -331,6 +331,10 @@ def _ce_reference(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any
 
 
 def _ce_numba(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any]:
+    import numba
+
+    from ._kernels import api
+    from ._kernels import core as kcore
     from ._kernels import losses as kern
 
     x = np.ascontiguousarray(pb.x)
@@ -339,16 +343,33 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any]:
     g = np.empty_like(x) if want_grad else np.empty((0, 0), dtype=x.dtype)
     if n == 0:
         return loss, g
-    tg = pb.tg
-    if tg.kind == "index":
-        y = np.ascontiguousarray(tg.y, dtype=np.int64)
-        a = np.ascontiguousarray(tg.a, dtype=np.float64)
-        fn = kern.ce_index_short if c <= kern.SHORT_ROW else kern.ce_index
-        fn(x, y, a, pb.eps, pb.zl, scale, loss, g, want_grad)
-    else:
-        q = np.ascontiguousarray(tg.q, dtype=x.dtype)
-        w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
-        kern.ce_prob(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad)
+    nthreads = numba.get_num_threads()
+    with api.parallel_slot(x.size >= api.PARALLEL_MIN and nthreads > 1) as parallel:
+        ntask = min(n, 8 * nthreads) if parallel else 0
+        tg = pb.tg
+        if tg.kind == "index":
+            y = np.ascontiguousarray(tg.y, dtype=np.int64)
+            a = np.ascontiguousarray(tg.a, dtype=np.float64)
+            eps, zl = pb.eps, pb.zl
+            if c < kcore.SHORT and n > 1:
+                # the core short-row kernel: softmax into g (or only the row statistics)
+                kind = kcore.SOFTMAX if want_grad else kcore.LOGSUMEXP
+                rst, rms = api.short_rows(x, kind, g if want_grad else None, parallel)
+                if ntask:
+                    kern.ce_short_finish(x, y, a, eps, zl, scale, rst, rms, loss, g, want_grad, ntask)
+                else:
+                    kern.ce_short_finish_serial(x, y, a, eps, zl, scale, rst, rms, loss, g, want_grad)
+            elif ntask:
+                kern.ce_index(x, y, a, eps, zl, scale, loss, g, want_grad, ntask)
+            else:
+                kern.ce_index_serial(x, y, a, eps, zl, scale, loss, g, want_grad)
+        else:
+            q = np.ascontiguousarray(tg.q, dtype=x.dtype)
+            w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
+            if ntask:
+                kern.ce_prob(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad, ntask)
+            else:
+                kern.ce_prob_serial(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad)
     return loss, g
 
 
