@@ -555,6 +555,29 @@ def test_linear_cross_entropy_edges(impl):
     assert loss == 0 and dh.shape == (0, 6) and not dw.any() and db is None
 
 
+@pytest.mark.parametrize("chunk", [3, 7, 64])
+def test_linear_cross_entropy_excluded_classes_and_nan_bias(chunk):
+    """A bias of -inf excludes classes (whole chunks of them here); a NaN bias makes every
+    row NaN; the kernels agree with the reference and with the materialised loss."""
+    h, w, b, t = lce_problem("index", v=20, seed=5)
+    b[:7] = -np.inf
+    t = np.where(t < 7, 10, t)
+    for bias in (b, np.where(np.arange(20) == 12, np.nan, b)):
+        want = cross_entropy(h @ w.T + bias, t, reduction="none")
+        got = [
+            linear_cross_entropy(h, w, t, bias=bias, chunk_size=chunk, reduction="none", implementation=impl)
+            for impl in IMPLS
+        ]
+        for rows in got:
+            np.testing.assert_allclose(rows, want, rtol=1e-12)
+        grads = [
+            linear_cross_entropy(h, w, t, bias=bias, chunk_size=chunk, return_grad=True, implementation=impl)
+            for impl in IMPLS
+        ]
+        for a, e in zip(grads[0], grads[1], strict=True):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-14)
+
+
 def test_linear_cross_entropy_float16_and_mixed_dtypes():
     h, w, b, t = lce_problem("index", seed=4)
     loss, dh, dw, db = linear_cross_entropy(h.astype(np.float16), w.astype(np.float32), t, bias=b, return_grad=True)

@@ -760,7 +760,9 @@ def _lce_reference(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...
             # the chunk's own 1 + r, relative to its max cm (one maximal entry is the 1)
             rc = (n_max - 1) + xp.sum(xp.where(at_max, xp.zeros_like(z), xp.exp(z - cm)), axis=1, keepdims=True)
             new_max = cm > m
-            r = xp.where(new_max, (r + 1) * xp.exp(m - cm) + rc, r + (rc + 1) * xp.exp(cm - m))
+            # a chunk of nothing but -inf (excluded classes) adds no mass
+            old_max = xp.where(cm == -math.inf, r, r + (rc + 1) * xp.exp(cm - m))
+            r = xp.where(new_max, (r + 1) * xp.exp(m - cm) + rc, old_max)
             m = xp.where(new_max, cm, m)
             big_a = big_a + xp.sum(t, axis=1, keepdims=True)
             tx = tx + xp.sum(xp.where(t != 0, t * z, xp.zeros_like(z)), axis=1, keepdims=True)

@@ -95,21 +95,9 @@ def _sigs(*kinds: str) -> list:  # type: ignore[type-arg]
 
 
 @nb.njit(cache=True, nogil=True)
-def _exp(v):  # type: ignore[no-untyped-def]
-    """The scalar exponential of the linear_cross_entropy kernels."""
-    return math.exp(v)
-
-
-@nb.njit(cache=True, nogil=True)
 def _fill(g, value):  # type: ignore[no-untyped-def]
     for c in range(g.shape[0]):
         g[c] = value
-
-
-@nb.njit(cache=True, nogil=True)
-def _fill_row(g, i, value):  # type: ignore[no-untyped-def]
-    for c in range(g.shape[1]):
-        g[i, c] = value
 
 
 # --------------------------------------------------------------------------- row passes
@@ -161,14 +149,15 @@ def _grad_pass(g, k, su):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _prob_targets(x, q, w, eps, m):  # type: ignore[no-untyped-def]
-    """``(A, sum_c t_c (m - x_c))`` over ``t_c != 0`` (a zero target never meets -inf)."""
+def _prob_targets(x, q, w, eps, m, n_classes):  # type: ignore[no-untyped-def]
+    """``(A, sum_c t_c (m - x_c))`` over ``t_c != 0`` (a zero target never meets -inf),
+    ``t_c = w_c ((1 - eps) q_c + eps / n_classes)``."""
     n = x.shape[0]
     weighted = w.shape[0] > 0
     big_a = 0.0
     cross = 0.0
     for c in range(n):
-        t = (1.0 - eps) * q[c] + eps / n
+        t = (1.0 - eps) * q[c] + eps / n_classes
         if weighted:
             t *= w[c]
         big_a += t
@@ -178,12 +167,12 @@ def _prob_targets(x, q, w, eps, m):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _prob_grad_pass(g, q, w, eps, k, scale):  # type: ignore[no-untyped-def]
+def _prob_grad_pass(g, q, w, eps, k, scale, n_classes):  # type: ignore[no-untyped-def]
     """``g = k * g - scale * t`` for probability targets."""
     n = g.shape[0]
     weighted = w.shape[0] > 0
     for c in range(n):
-        t = (1.0 - eps) * q[c] + eps / n
+        t = (1.0 - eps) * q[c] + eps / n_classes
         if weighted:
             t *= w[c]
         g[c] = k * g[c] - scale * t
@@ -313,7 +302,7 @@ def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untype
 def _prob_row(x, q, w, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped-def]
     """As :func:`_index_row` for probability targets ``q`` and class weights ``w``."""
     m = _row_max(x, one)
-    big_a, cross = _prob_targets(x, q, w, eps, m if _finite(m) else one - one)
+    big_a, cross = _prob_targets(x, q, w, eps, m if _finite(m) else one - one, x.shape[0])
     if big_a == 0:
         if grad:
             _fill(g, 0.0)
@@ -333,7 +322,7 @@ def _prob_row(x, q, w, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped
         loss += zl * big_a * lse * lse
     if grad:
         k = scale * (big_a + 2.0 * zl * big_a * lse) / (n0 + rest)
-        _prob_grad_pass(g, q, w, eps, k, scale)
+        _prob_grad_pass(g, q, w, eps, k, scale, x.shape[0])
     return loss
 
 
@@ -431,41 +420,54 @@ def ce_short_finish_serial(x, y, a, eps, zl, scale, rst, rms, loss, g, grad):  #
 
 
 # --------------------------------------------------------------------------- linear_cross_entropy
-@nb.njit(cache=True, nogil=True)
-def _chunk_update(z, b, i, m, r):  # type: ignore[no-untyped-def]
-    """Fold row ``i`` of the chunk (``z + b``) into the state ``(m[i], r[i])``."""
-    n = z.shape[1]
-    has_b = b.shape[0] > 0
-    cm = z[i, 0] + b[0] if has_b else z[i, 0]
-    arg = 0
-    nan = False
-    for c in range(n):
-        v = z[i, c] + b[c] if has_b else z[i, c]
-        if v > cm:
-            cm = v
-            arg = c
-        elif v != v:
-            nan = True
-    if nan or cm == np.inf:
-        r[i] = np.nan  # overflowed or NaN logits: the row is NaN
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _add_bias(z, b):  # type: ignore[no-untyped-def]
+    for c in range(z.shape[0]):
+        z[c] += b[c]
+
+
+@nb.njit(cache=True)
+def _chunk_row(z, b, one, i, m, r):  # type: ignore[no-untyped-def]
+    """Add the bias to row ``i`` of the chunk (in place) and fold the row into the state
+    ``(m[i], r[i])``, ``sum exp(x - m[i]) = 1 + r[i]`` over the classes seen so far."""
+    zr = z[i]
+    if b.shape[0] > 0:
+        _add_bias(zr, b)
+    cm = _row_max(zr, one)
+    if cm == -np.inf:  # only -inf and NaN: no mass, unless a NaN makes the row NaN
+        nan, _ = _status(zr)
+        if nan:
+            r[i] = np.nan
         return
-    if cm == -np.inf:
+    if cm == np.inf:
+        r[i] = np.nan  # overflowed logits: the row is NaN
         return
     mi = m[i]
-    acc = 0.0
-    if cm > mi:
-        acc = (r[i] + 1.0) * math.exp(mi - cm)
-        for c in range(n):
-            if c != arg:
-                v = z[i, c] + b[c] if has_b else z[i, c]
-                acc += _exp(v - cm)
-        r[i] = acc
+    new_max = cm > mi
+    top = cm if new_max else mi
+    n0, rest = _row_sums(zr, one, top, 1.0, 0.0, zr, False, False)
+    if new_max:
+        # the old sum 1 + r moves to the new maximum; this chunk holds n0 >= 1 maxima
+        r[i] = (r[i] + 1.0) * math.exp(np.float64(mi) - np.float64(cm)) + ((n0 - 1.0) + rest)
         m[i] = cm
     else:
-        for c in range(n):
-            v = z[i, c] + b[c] if has_b else z[i, c]
-            acc += _exp(v - mi)
-        r[i] += acc
+        r[i] += n0 + rest
+
+
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _sum(z):  # type: ignore[no-untyped-def]
+    acc = 0.0
+    for c in range(z.shape[0]):
+        acc += z[c]
+    return acc
+
+
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _exp_grad_pass(z, m, k, su):  # type: ignore[no-untyped-def]
+    """``z = k * exp(z - m) - su`` in place."""
+    for c in range(z.shape[0]):
+        zhi, zlo = _shift(z[c], m, 1.0, 0.0)
+        z[c] = k * _exp_z(zhi, zlo, m) - su
 
 
 @nb.njit(
@@ -475,24 +477,21 @@ def _chunk_update(z, b, i, m, r):  # type: ignore[no-untyped-def]
 def lce_fwd_index(z, b, v0, y, a, eps, m, r, xy, sx):  # type: ignore[no-untyped-def]
     """Fold the chunk ``z + b`` (classes ``v0 .. v0 + z.shape[1]``) into the row states.
 
-    ``xy[i]`` receives the target's logit when the target lies in the chunk; ``sx[i]``
-    accumulates the sum of the logits (only when ``eps > 0``). Rows with ``a[i] == 0``
-    are skipped.
+    ``z`` is overwritten by ``z + b``. ``xy[i]`` receives the target's logit when the
+    target lies in the chunk; ``sx[i]`` accumulates the sum of the logits (only when
+    ``eps > 0``). Rows with ``a[i] == 0`` are skipped.
     """
     n = z.shape[1]
-    has_b = b.shape[0] > 0
+    one = np.ones(1, dtype=z.dtype)[0]
     for i in nb.prange(z.shape[0]):
         if a[i] == 0:
             continue
-        _chunk_update(z, b, i, m, r)
+        _chunk_row(z, b, one, i, m, r)
         yc = y[i] - v0
         if 0 <= yc < n:
-            xy[i] = z[i, yc] + b[yc] if has_b else z[i, yc]
+            xy[i] = z[i, yc]
         if eps > 0:
-            acc = 0.0
-            for c in range(n):
-                acc += z[i, c] + b[c] if has_b else z[i, c]
-            sx[i] += acc
+            sx[i] += _sum(z[i])
 
 
 @nb.njit(
@@ -506,22 +505,13 @@ def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: igno
     only) with ``t_c = w_c ((1 - eps) q_c + eps / n_classes)``.
     """
     n = z.shape[1]
-    has_b = b.shape[0] > 0
-    weighted = w.shape[0] > 0
+    one = np.ones(1, dtype=z.dtype)[0]
+    wc = w[v0:v0 + n] if w.shape[0] > 0 else w
     for i in nb.prange(z.shape[0]):
-        _chunk_update(z, b, i, m, r)
-        sa = 0.0
-        st = 0.0
-        for c in range(n):
-            t = (1.0 - eps) * q[i, v0 + c] + eps / n_classes
-            if weighted:
-                t *= w[v0 + c]
-            if t != 0:
-                v = z[i, c] + b[c] if has_b else z[i, c]
-                sa += t
-                st += t * v
+        _chunk_row(z, b, one, i, m, r)
+        sa, minus_tx = _prob_targets(z[i], q[i, v0:v0 + n], wc, eps, one - one, n_classes)
         big_a[i] += sa
-        tx[i] += st
+        tx[i] -= minus_tx
 
 
 @nb.njit(
@@ -540,14 +530,11 @@ def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: igno
     for i in nb.prange(z.shape[0]):
         ai = a[i]
         if ai == 0:
-            _fill_row(z, i, 0.0)
+            _fill(z[i], 0.0)
             continue
-        mi = m[i]
-        ki = k[i] / s[i]
-        su = scale * ai * eps / n_classes
-        for c in range(n):
-            v = z[i, c] + b[c] if has_b else z[i, c]
-            z[i, c] = ki * _exp(v - mi) - su
+        if has_b:
+            _add_bias(z[i], b)
+        _exp_grad_pass(z[i], m[i], k[i] / s[i], scale * ai * eps / n_classes)
         yc = y[i] - v0
         if 0 <= yc < n:
             z[i, yc] -= scale * ai * (1.0 - eps)
@@ -561,16 +548,12 @@ def lce_bwd_prob(z, b, v0, q, w, eps, n_classes, big_a, m, s, k, scale):  # type
     """Probability-target version of :func:`lce_bwd_index` (rows with ``big_a == 0`` are 0)."""
     n = z.shape[1]
     has_b = b.shape[0] > 0
-    weighted = w.shape[0] > 0
+    wc = w[v0:v0 + n] if w.shape[0] > 0 else w
     for i in nb.prange(z.shape[0]):
         if big_a[i] == 0:
-            _fill_row(z, i, 0.0)
+            _fill(z[i], 0.0)
             continue
-        mi = m[i]
-        ki = k[i] / s[i]
-        for c in range(n):
-            t = (1.0 - eps) * q[i, v0 + c] + eps / n_classes
-            if weighted:
-                t *= w[v0 + c]
-            v = z[i, c] + b[c] if has_b else z[i, c]
-            z[i, c] = ki * _exp(v - mi) - scale * t
+        if has_b:
+            _add_bias(z[i], b)
+        _exp_grad_pass(z[i], m[i], 1.0, 0.0)
+        _prob_grad_pass(z[i], q[i, v0:v0 + n], wc, eps, k[i] / s[i], scale, n_classes)
