@@ -373,6 +373,18 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any]:
     return loss, g
 
 
+def _weighted_rows(x: np.ndarray, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row losses ``a_i * CE(x_i, y_i)`` and gradients ``a_i (p_i - onehot(y_i))``.
+
+    The kernel path of :func:`cross_entropy` without its per-call validation, for the
+    models' objectives, which validate once per fit: ``x`` a float32/float64 NumPy
+    array ``(n, c)``, ``y`` int64 class indices in range, ``a`` finite float64 >= 0.
+    """
+    tg = _Targets("index", y, a, None, None, float(np.sum(a)))
+    pb = _Problem(np, x, tg, (x.shape[0],), 1, x.dtype, 0.0, 0.0, "none")
+    return _ce_numba(pb, 1.0, True)  # type: ignore[no-any-return]
+
+
 @overload
 def cross_entropy(
     logits: Array,
