@@ -800,8 +800,34 @@ def _lce_reference(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...
         return loss, dh, dw, db
 
 
+def _merge_states(ms: list[np.ndarray], rs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-worker online log-sum-exp states ``sum exp(x - m_w) = 1 + r_w`` into one.
+
+    The workers holding the row's maximum contribute ``r_w`` and ``1`` each, the others
+    ``(1 + r_w) exp(m_w - m)``, so that ``r`` keeps its relative accuracy; a row no worker
+    saw any mass for keeps ``m = -inf``, ``r = 0``.
+    """
+    m = np.maximum.reduce(ms)
+    r = np.zeros(m.shape)
+    n_top = np.zeros(m.shape)
+    with np.errstate(all="ignore"):
+        for mw, rw in zip(ms, rs, strict=True):
+            top = mw == m
+            n_top += top
+            r += np.where(top, rw, (1.0 + rw) * np.exp(mw.astype(np.float64) - m))
+        r += n_top - 1.0
+    r[m == -np.inf] = 0.0
+    return m, r
+
+
 def _lce_numba(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...]:
+    """The NumPy path: vocabulary chunks dealt round-robin to a pool of threads, each
+    with its own chunk buffer and one-thread BLAS, its logits folded by serial numba
+    kernels (see :mod:`softargmax._threads`); the per-thread states are merged."""
+    import numba
+
     from ._kernels import losses as kern
+    from ._threads import default_threads, run_tasks
 
     h = np.ascontiguousarray(lp.h)
     w_mat = np.ascontiguousarray(lp.w_mat)
@@ -812,41 +838,54 @@ def _lce_numba(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...]:
     tg = lp.tg
     eps = lp.eps
     bounds = [(v0, min(v, v0 + lp.chunk)) for v0 in range(0, v, lp.chunk)]
-    buf = np.empty(n * min(lp.chunk, v), dtype=dt)
-    empty_b = np.empty(0, dtype=dt)
+    threads = min(numba.get_num_threads(), default_threads(), len(bounds))
+    groups = [bounds[t::threads] for t in range(threads)]
 
-    def logits(v0: int, v1: int) -> tuple[np.ndarray, np.ndarray]:
+    def logits(state: dict[str, Any], v0: int, v1: int) -> tuple[np.ndarray, np.ndarray]:
+        buf = state.get("z")
+        if buf is None:
+            buf = state["z"] = np.empty(n * min(lp.chunk, v), dtype=dt)
         z = buf[: n * (v1 - v0)].reshape(n, v1 - v0)
         np.matmul(h, w_mat[v0:v1].T, out=z)
-        return z, (bias[v0:v1] if bias.size else empty_b)
+        return z, bias[v0:v1] if bias.size else bias
 
-    m = np.full(n, -np.inf, dtype=dt)
-    r = np.zeros(n)
     if tg.kind == "index":
         y = np.ascontiguousarray(tg.y, dtype=np.int64)
         big_a = np.ascontiguousarray(tg.a, dtype=np.float64)
-        xy = np.zeros(n)
-        sx = np.zeros(n)
-        for v0, v1 in bounds:
-            z, b = logits(v0, v1)
-            kern.lce_fwd_index(z, b, v0, y, big_a, eps, m, r, xy, sx)
+        xy = np.zeros(n)  # each row's target lies in one chunk: one worker writes it
+
+        def forward(group: list[tuple[int, int]], state: dict[str, Any]) -> tuple[np.ndarray, ...]:
+            m, r, sx = np.full(n, -np.inf, dtype=dt), np.zeros(n), np.zeros(n)
+            for v0, v1 in group:
+                z, b = logits(state, v0, v1)
+                kern.lce_fwd_index(z, b, v0, y, big_a, eps, m, r, xy, sx)
+            return m, r, sx
+
+        parts = run_tasks(groups, forward, threads)
+        m, r = _merge_states([p[0] for p in parts], [p[1] for p in parts])
         with np.errstate(all="ignore"):
             cross = np.zeros(n)
             if eps < 1:
                 cross += (1 - eps) * (m - xy)
             if eps > 0:
-                cross += eps * (m - sx / v)
+                cross += eps * (m - sum(p[2] for p in parts) / v)
             cross *= big_a
     else:
         q = np.ascontiguousarray(tg.q, dtype=dt)
         w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
-        big_a = np.zeros(n)
-        tx = np.zeros(n)
-        for v0, v1 in bounds:
-            z, b = logits(v0, v1)
-            kern.lce_fwd_prob(z, b, v0, q, w, eps, v, m, r, big_a, tx)
+
+        def forward_prob(group: list[tuple[int, int]], state: dict[str, Any]) -> tuple[np.ndarray, ...]:
+            m, r, a, tx = np.full(n, -np.inf, dtype=dt), np.zeros(n), np.zeros(n), np.zeros(n)
+            for v0, v1 in group:
+                z, b = logits(state, v0, v1)
+                kern.lce_fwd_prob(z, b, v0, q, w, eps, v, m, r, a, tx)
+            return m, r, a, tx
+
+        parts = run_tasks(groups, forward_prob, threads)
+        m, r = _merge_states([p[0] for p in parts], [p[1] for p in parts])
+        big_a = sum(p[2] for p in parts)
         with np.errstate(all="ignore"):
-            cross = big_a * m - tx
+            cross = big_a * m - sum(p[3] for p in parts)
     with np.errstate(all="ignore"):
         log_s = np.log1p(r)
         loss, lse = _row_losses(np, lp, m, log_s, big_a, cross)
@@ -855,20 +894,28 @@ def _lce_numba(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...]:
     with np.errstate(all="ignore"):
         k = scale * (big_a + 2 * lp.zl * big_a * lse if lp.zl > 0 else big_a)
         s = 1.0 + r
-    dh = np.zeros((n, d), dtype=dt)
-    tmp = np.empty((n, d), dtype=dt)
     dw = np.empty((v, d), dtype=dt)
     db = np.empty(v, dtype=dt)
-    for v0, v1 in bounds:
-        z, b = logits(v0, v1)
-        if tg.kind == "index":
-            kern.lce_bwd_index(z, b, v0, y, big_a, eps, v, m, s, k, scale)
-        else:
-            kern.lce_bwd_prob(z, b, v0, q, w, eps, v, big_a, m, s, k, scale)
-        np.matmul(z.T, h, out=dw[v0:v1])
-        np.matmul(z, w_mat[v0:v1], out=tmp)
-        dh += tmp
-        np.sum(z, axis=0, out=db[v0:v1])
+
+    def backward(group: list[tuple[int, int]], state: dict[str, Any]) -> np.ndarray:
+        dh = np.zeros((n, d), dtype=dt)
+        tmp = np.empty((n, d), dtype=dt)
+        for v0, v1 in group:
+            z, b = logits(state, v0, v1)
+            if tg.kind == "index":
+                kern.lce_bwd_index(z, b, v0, y, big_a, eps, v, m, s, k, scale)
+            else:
+                kern.lce_bwd_prob(z, b, v0, q, w, eps, v, big_a, m, s, k, scale)
+            np.matmul(z.T, h, out=dw[v0:v1])
+            np.matmul(z, w_mat[v0:v1], out=tmp)
+            dh += tmp
+            np.sum(z, axis=0, out=db[v0:v1])
+        return dh
+
+    dhs = run_tasks(groups, backward, threads)
+    dh = dhs[0]
+    for part in dhs[1:]:
+        dh += part
     return loss, dh, dw, db
 
 

@@ -14,7 +14,9 @@ Two families:
 * ``lce_fwd_*`` / ``lce_bwd_*``: one vocabulary chunk ``Z = hidden @ W[v0:v1].T`` of
   :func:`softargmax.losses.linear_cross_entropy`. The forward folds the chunk into a
   per-row online log-sum-exp state ``(m, r)`` with ``sum_c exp(x_c - m) = 1 + r``; the
-  backward overwrites the chunk with its gradient.
+  backward overwrites the chunk with its gradient. They are serial and ``nogil``: the
+  chunks run on a pool of Python threads, each with its own state
+  (:mod:`softargmax._threads`).
 
 The loss of a row with target weights ``t_c >= 0`` (``A = sum_c t_c``) is
 
@@ -472,7 +474,7 @@ def _exp_grad_pass(z, m, k, su):  # type: ignore[no-untyped-def]
 
 @nb.njit(
     _sigs("G", "V", "i8", "I", "D", "f8", "VW", "DW", "DW", "DW"),
-    cache=True, nogil=True, parallel=True,
+    cache=True, nogil=True,
 )
 def lce_fwd_index(z, b, v0, y, a, eps, m, r, xy, sx):  # type: ignore[no-untyped-def]
     """Fold the chunk ``z + b`` (classes ``v0 .. v0 + z.shape[1]``) into the row states.
@@ -483,7 +485,7 @@ def lce_fwd_index(z, b, v0, y, a, eps, m, r, xy, sx):  # type: ignore[no-untyped
     """
     n = z.shape[1]
     one = np.ones(1, dtype=z.dtype)[0]
-    for i in nb.prange(z.shape[0]):
+    for i in range(z.shape[0]):
         if a[i] == 0:
             continue
         _chunk_row(z, b, one, i, m, r)
@@ -496,7 +498,7 @@ def lce_fwd_index(z, b, v0, y, a, eps, m, r, xy, sx):  # type: ignore[no-untyped
 
 @nb.njit(
     _sigs("G", "V", "i8", "X", "D", "f8", "i8", "VW", "DW", "DW", "DW"),
-    cache=True, nogil=True, parallel=True,
+    cache=True, nogil=True,
 )
 def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: ignore[no-untyped-def]
     """Probability-target version of :func:`lce_fwd_index`.
@@ -507,7 +509,7 @@ def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: igno
     n = z.shape[1]
     one = np.ones(1, dtype=z.dtype)[0]
     wc = w[v0:v0 + n] if w.shape[0] > 0 else w
-    for i in nb.prange(z.shape[0]):
+    for i in range(z.shape[0]):
         _chunk_row(z, b, one, i, m, r)
         sa, minus_tx = _prob_targets(z[i], q[i, v0:v0 + n], wc, eps, one - one, n_classes)
         big_a[i] += sa
@@ -516,7 +518,7 @@ def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: igno
 
 @nb.njit(
     _sigs("G", "V", "i8", "I", "D", "f8", "i8", "V", "D", "D", "f8"),
-    cache=True, nogil=True, parallel=True,
+    cache=True, nogil=True,
 )
 def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: ignore[no-untyped-def]
     """Overwrite the chunk with its gradient ``k p - scale t``, ``p = exp(x - m) / s``.
@@ -527,7 +529,7 @@ def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: igno
     """
     n = z.shape[1]
     has_b = b.shape[0] > 0
-    for i in nb.prange(z.shape[0]):
+    for i in range(z.shape[0]):
         ai = a[i]
         if ai == 0:
             _fill(z[i], 0.0)
@@ -542,14 +544,14 @@ def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: igno
 
 @nb.njit(
     _sigs("G", "V", "i8", "X", "D", "f8", "i8", "D", "V", "D", "D", "f8"),
-    cache=True, nogil=True, parallel=True,
+    cache=True, nogil=True,
 )
 def lce_bwd_prob(z, b, v0, q, w, eps, n_classes, big_a, m, s, k, scale):  # type: ignore[no-untyped-def]
     """Probability-target version of :func:`lce_bwd_index` (rows with ``big_a == 0`` are 0)."""
     n = z.shape[1]
     has_b = b.shape[0] > 0
     wc = w[v0:v0 + n] if w.shape[0] > 0 else w
-    for i in nb.prange(z.shape[0]):
+    for i in range(z.shape[0]):
         if big_a[i] == 0:
             _fill(z[i], 0.0)
             continue
