@@ -578,6 +578,15 @@ def test_linear_cross_entropy_excluded_classes_and_nan_bias(chunk):
             np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-14)
 
 
+def test_linear_cross_entropy_many_rows():
+    """More rows than one block of the dhidden product (256), chunks over two threads."""
+    h, w, b, t = lce_problem("index", n=600, d=4, v=40, seed=6)
+    got = linear_cross_entropy(h, w, t, bias=b, chunk_size=7, return_grad=True, implementation="numba")
+    want = linear_cross_entropy(h, w, t, bias=b, chunk_size=7, return_grad=True, implementation="reference")
+    for a, e in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-15)
+
+
 def test_linear_cross_entropy_float16_and_mixed_dtypes():
     h, w, b, t = lce_problem("index", seed=4)
     loss, dh, dw, db = linear_cross_entropy(h.astype(np.float16), w.astype(np.float32), t, bias=b, return_grad=True)

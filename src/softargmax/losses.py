@@ -654,8 +654,11 @@ def nll_loss(
 
 # --------------------------------------------------------------------------- linear
 def _default_chunk(v: int) -> int:
-    """About 1/64 of the vocabulary, at least 512 classes (efficient matrix products)."""
-    return max(1, min(v, max(512, -(-v // 64))))
+    """About ``V / 64`` classes shared by the threads of the NumPy path (so that their
+    chunk buffers hold ``N V / 64`` logits in all), at least 256 (efficient products)."""
+    from ._threads import default_threads
+
+    return max(1, min(v, max(256, -(-v // (64 * default_threads())))))
 
 
 def _chunk(chunk_size: Any, v: int) -> int:
@@ -897,9 +900,11 @@ def _lce_numba(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...]:
     dw = np.empty((v, d), dtype=dt)
     db = np.empty(v, dtype=dt)
 
+    rb = 256  # rows per block of the dhidden product (a small temporary)
+
     def backward(group: list[tuple[int, int]], state: dict[str, Any]) -> np.ndarray:
         dh = np.zeros((n, d), dtype=dt)
-        tmp = np.empty((n, d), dtype=dt)
+        tmp = np.empty((min(rb, n), d), dtype=dt)
         for v0, v1 in group:
             z, b = logits(state, v0, v1)
             if tg.kind == "index":
@@ -907,8 +912,10 @@ def _lce_numba(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...]:
             else:
                 kern.lce_bwd_prob(z, b, v0, q, w, eps, v, big_a, m, s, k, scale)
             np.matmul(z.T, h, out=dw[v0:v1])
-            np.matmul(z, w_mat[v0:v1], out=tmp)
-            dh += tmp
+            for r0 in range(0, n, rb):
+                r1 = min(n, r0 + rb)
+                np.matmul(z[r0:r1], w_mat[v0:v1], out=tmp[: r1 - r0])
+                dh[r0:r1] += tmp[: r1 - r0]
             np.sum(z, axis=0, out=db[v0:v1])
         return dh
 
@@ -986,7 +993,8 @@ def linear_cross_entropy(
     bias : array_like, shape (V,), optional
         The output layer's bias.
     chunk_size : int, optional
-        Classes per chunk; by default about ``V / 64``, at least 512. Any value works:
+        Classes per chunk; by default about ``V / 64`` divided by the number of cores
+        (each thread of the NumPy path holds one chunk), at least 256. Any value works:
         the last chunk may be shorter, and a value above ``V`` means one chunk.
     weight, label_smoothing, ignore_index, reduction, z_loss
         As in :func:`cross_entropy`, with the classes on the last axis of the logits.
