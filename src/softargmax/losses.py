@@ -352,9 +352,8 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any]:
             a = np.ascontiguousarray(tg.a, dtype=np.float64)
             eps, zl = pb.eps, pb.zl
             if c < kcore.SHORT and n > 1:
-                # the core short-row kernel: softmax into g (or only the row statistics)
-                kind = kcore.SOFTMAX if want_grad else kcore.LOGSUMEXP
-                rst, rms = api.short_rows(x, kind, g if want_grad else None, parallel)
+                # the row statistics from the core short-row kernel
+                rst, rms = api.short_rows(x, parallel)
                 if ntask:
                     kern.ce_short_finish(x, y, a, eps, zl, scale, rst, rms, loss, g, want_grad, ntask)
                 else:

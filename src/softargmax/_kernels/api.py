@@ -135,16 +135,15 @@ def _short(x2: np.ndarray, sign: Any, bhi: float, blo: float, kind: int, out2: n
         _k.short_serial(x2, sign, bhi, blo, kind, out2, rst, rms, rpb)
 
 
-def short_rows(x2: np.ndarray, kind: int, out2: np.ndarray | None, parallel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The short-row kernel without scale for other kernels' use (the cross-entropy):
-    ``(stats, max)`` per row as :func:`_run` returns them; ``out2`` receives the softmax
-    or log-softmax (``None`` for ``LOGSUMEXP``). ``parallel`` as given by
-    :func:`parallel_slot`."""
+def short_rows(x2: np.ndarray, parallel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(stats, max)`` per row of ``(rows, K)``, ``K < SHORT``, from the short-row
+    kernel's logsumexp pass without scale (as :func:`_run` returns them), for the
+    cross-entropy kernels; ``parallel`` as given by :func:`parallel_slot`."""
     nout = x2.shape[0]
     rst = np.empty((nout, 3))
     rms = np.empty(nout, x2.dtype)
-    out = out2 if out2 is not None else np.empty((nout, 0), x2.dtype)
-    _short(x2, x2.dtype.type(1), 1.0, 0.0, kind, out, rst, rms, parallel)
+    out = np.empty((nout, 0), x2.dtype)
+    _short(x2, x2.dtype.type(1), 1.0, 0.0, _k.LOGSUMEXP, out, rst, rms, parallel)
     return rst, rms
 
 

@@ -7,9 +7,9 @@ Two families:
   one pass of the branch-free polynomial exp summing ``n0 + rest`` (and storing the
   exponentials in the gradient when it is asked for), and, for the gradient, one pass
   ``scale * (coef * p - t)`` while the row is still in cache; rows run in parallel.
-  Rows of fewer than ``core.SHORT`` classes with index targets run the core short-row
-  kernel (the softmax into the gradient, or only ``(m, n0, rest)``), then
-  ``ce_short_finish`` turns it into the loss and gradient. Each has a serial twin for
+  Rows of fewer than ``core.SHORT`` classes with index targets run the logsumexp pass
+  of the core short-row kernel (``(m, n0, rest)`` per row, vectorised across rows), then
+  ``ce_short_finish`` computes the loss and, in blocks of rows, the gradient. Each has a serial twin for
   small inputs.
 * ``lce_fwd_*`` / ``lce_bwd_*``: one vocabulary chunk ``Z = hidden @ W[v0:v1].T`` of
   :func:`softargmax.losses.linear_cross_entropy`. The forward folds the chunk into a
@@ -260,9 +260,10 @@ def _prob_special(x, q, w, eps, zl, scale, g, grad):  # type: ignore[no-untyped-
 
 # --------------------------------------------------------------------------- rows
 @nb.njit(cache=True)
-def _index_finish(x, y, a, eps, zl, scale, m, n0, rest, g, grad):  # type: ignore[no-untyped-def]
-    """Loss of a normal row from its ``(m, n0, rest)``; ``g`` (if ``grad``) holds
-    ``exp(x - m) / div`` and becomes the gradient."""
+def _index_finish(x, y, a, eps, zl, scale, m, n0, rest):  # type: ignore[no-untyped-def]
+    """Loss of a normal row from its ``(m, n0, rest)``, and the gradient's coefficients
+    ``(k, su, sy)``: the gradient is ``k * exp(x - m) / (n0 + rest) - su``, minus ``sy``
+    at the target."""
     n = x.shape[0]
     log_s = _log_s(n0, rest)
     loss = log_s
@@ -293,7 +294,7 @@ def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untype
         n0, rest = _row_sums(x, one, m, 1.0, 0.0, g, False, False)
     if rest != rest:
         return _index_special(x, y, a, eps, zl, scale, g, grad)
-    loss, k, su, sy = _index_finish(x, y, a, eps, zl, scale, m, n0, rest, g, grad)
+    loss, k, su, sy = _index_finish(x, y, a, eps, zl, scale, m, n0, rest)
     if grad:
         _grad_pass(g, k / (n0 + rest), su)
         g[y] -= sy
@@ -346,24 +347,63 @@ def _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore[
         loss[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one)
 
 
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _flat_grad(x, m, k, su, g):  # type: ignore[no-untyped-def]
+    """``g = k * exp(x - m) - su`` elementwise over a block of rows (each row's ``m``,
+    ``k`` and ``su`` repeated over its entries), vectorised across the rows."""
+    for j in range(x.shape[0]):
+        zhi, zlo = _shift(x[j], m[j], 1.0, 0.0)
+        g[j] = k[j] * _exp_z(zhi, zlo, m[j]) - su[j]
+
+
+_FIN_BLOCK = 256  # rows per block of the short-row gradient pass
+
+
 @nb.njit(cache=True)
 def _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, r0, r1):  # type: ignore[no-untyped-def]
+    """Rows ``r0..r1`` from their statistics ``rst = (status, n0, rest)`` and maxima ``rms``
+    (the core short-row kernel's logsumexp pass): the loss and, if ``grad``, the gradient
+    computed in blocks of rows by one flat exp pass."""
+    k = x.shape[1]
+    nbuf = _FIN_BLOCK * k if grad else 0
+    mexp = np.empty(nbuf, dtype=x.dtype)
+    kexp = np.empty(nbuf)
+    sexp = np.empty(nbuf)
+    xflat = x.reshape(x.size)
+    gflat = g.reshape(g.size)
     empty = np.empty(0, dtype=x.dtype)
-    for i in range(r0, r1):
-        gi = g[i] if grad else empty
-        ai = a[i]
-        if ai == 0:
-            loss[i] = 0.0
+    zero = np.zeros(1, dtype=x.dtype)[0]
+    for b0 in range(r0, r1, _FIN_BLOCK):
+        b1 = min(r1, b0 + _FIN_BLOCK)
+        for i in range(b0, b1):
+            ai = a[i]
+            mi = zero
+            ki = 0.0
+            su = 0.0
+            if ai == 0:
+                loss[i] = 0.0
+            elif rst[i, 0] == NORMAL:
+                mi = rms[i]
+                loss[i], ki, su, _ = _index_finish(x[i], y[i], ai, eps, zl, scale, mi, rst[i, 1], rst[i, 2])
+                ki /= rst[i, 1] + rst[i, 2]
             if grad:
-                _fill(gi, 0.0)
-        elif rst[i, 0] != NORMAL:
-            loss[i] = _index_special(x[i], y[i], ai, eps, zl, scale, gi, grad)
-        else:
-            li, k, su, sy = _index_finish(x[i], y[i], ai, eps, zl, scale, rms[i], rst[i, 1], rst[i, 2], gi, grad)
-            loss[i] = li
-            if grad:  # g holds the softmax p
-                _grad_pass(gi, k, su)
-                gi[y[i]] -= sy
+                for c in range((i - b0) * k, (i - b0 + 1) * k):
+                    mexp[c] = mi
+                    kexp[c] = ki
+                    sexp[c] = su
+        if grad:
+            n = (b1 - b0) * k
+            _flat_grad(xflat[b0 * k:b1 * k], mexp[:n], kexp[:n], sexp[:n], gflat[b0 * k:b1 * k])
+        for i in range(b0, b1):
+            ai = a[i]
+            gi = g[i] if grad else empty
+            if ai == 0:
+                if grad:
+                    _fill(gi, 0.0)
+            elif rst[i, 0] != NORMAL:
+                loss[i] = _index_special(x[i], y[i], ai, eps, zl, scale, gi, grad)
+            elif grad:
+                gi[y[i]] -= scale * ai * (1.0 - eps)
 
 
 # --------------------------------------------------------------------------- cross_entropy
@@ -406,9 +446,9 @@ def ce_prob_serial(x, q, w, eps, zl, scale, loss, g, grad):  # type: ignore[no-u
 
 @nb.njit(_sigs(*_SHORT, "i8"), cache=True, parallel=True)
 def ce_short_finish(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, ntask):  # type: ignore[no-untyped-def]
-    """Short rows, after the core short-row kernel: ``rst[i] = (status, n0, rest)`` and
-    ``rms[i] = m`` per row, and ``g`` (if ``grad``) holding the softmax. Writes the loss
-    and turns ``g`` into the gradient."""
+    """Short rows, after the core short-row kernel's logsumexp pass:
+    ``rst[i] = (status, n0, rest)`` and ``rms[i] = m`` per row. Writes the loss and, if
+    ``grad``, the gradient into ``g``."""
     n = x.shape[0]
     for t in nb.prange(ntask):
         _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad,
