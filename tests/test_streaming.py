@@ -451,6 +451,9 @@ def test_threads_and_one_thread_agree():
     assert_same(single, want, np.float32)
     assert_same(threaded2, core.log_softmax(x), np.float32)
     np.testing.assert_array_equal(threaded2, single2)
+    # a single chunk runs in the calling thread, whose numba thread count is left alone
+    softmax_chunked(x[:2], chunk_size=(2, 3000))
+    assert numba.get_num_threads() == before
     out = Writer(x.shape, np.float32)
     softmax_chunked(Reader(x), out=out, chunk_size=(5, 3000))
     assert_same(out.a, want, np.float32)

@@ -28,13 +28,13 @@ whatever the size of the file.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import itertools
 import math
 import mmap
 import numbers
+import threading
 from collections.abc import Iterator
 from typing import Any, Literal, NamedTuple, overload
 
@@ -137,25 +137,6 @@ def _wants_parallel(size: int) -> bool:
     return size >= api.PARALLEL_MIN and numba.get_num_threads() > 1
 
 
-@contextlib.contextmanager
-def _parallel(size: int) -> Iterator[bool]:
-    """:func:`_wants_parallel`, holding :mod:`softargmax._kernels.api`'s lock of the
-    workqueue threading layer (which must not be entered from two threads at once)."""
-    import numba
-
-    from ._kernels import api
-
-    parallel = _wants_parallel(size)
-    lock = parallel and numba.threading_layer() == "workqueue"
-    if lock and not api._PARALLEL_LOCK.acquire(blocking=False):
-        parallel = lock = False
-    try:
-        yield parallel
-    finally:
-        if lock:
-            api._PARALLEL_LOCK.release()
-
-
 def _layout_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, int, int]:
     """``(outer, K, inner)`` as :class:`softargmax._kernels.api._Layout` will lay a block out."""
     k = math.prod(shape[i] for i in axes)
@@ -186,7 +167,7 @@ def _kernel_state(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any,
         st, ms = np.empty((nout, 3)), np.empty(nout, x2.dtype)
         nc = -(-k // kc.CHUNK)
         pst, pms = (st, ms) if nc == 1 else (np.empty((nout * nc, 3)), np.empty(nout * nc, x2.dtype))
-        with _parallel(x2.size) as parallel:
+        with api.parallel_slot(_wants_parallel(x2.size)) as parallel:
             if parallel:
                 kern.state_rows_parallel(x2, sign, bhi, blo, precise, pst, pms, nc, st, ms,
                                          min(nout * nc, 8 * numba.get_num_threads()))
@@ -250,7 +231,7 @@ def _kernel_normalise(
             f = np.where(normal, log_s, np.where(at_inf, -np.log(n0), 0.0))
         m = np.where(normal, m, 0.0)
     sign, bhi, blo = api._scale_args(scale, x3.dtype)
-    with _parallel(x3.size) as parallel:
+    with api.parallel_slot(_wants_parallel(x3.size)) as parallel:
         ntask = 8 * numba.get_num_threads()
         if ninner == 1:
             x2, o2 = x3.reshape(nout, k), res3.reshape(nout, k)
@@ -1018,14 +999,6 @@ def _source_dtypes(source: Any) -> tuple[tuple[int, ...], Any, Any]:
     return shape, dtype, work_dtype
 
 
-def _serial_numba() -> None:
-    """Thread initializer: numba kernels called from this thread run serially (the
-    chunked functions run whole chunks in parallel instead)."""
-    import numba
-
-    numba.set_num_threads(1)
-
-
 def _workers(*arrays: Any) -> int:
     """Chunks processed at once: numba's thread count where the source (and ``out``) are
     NumPy arrays (memmaps included: disjoint blocks may be read and written from several
@@ -1037,38 +1010,25 @@ def _workers(*arrays: Any) -> int:
     return int(numba.get_num_threads())
 
 
-class _Threads:
-    """Runs the steps of the chunks on ``workers`` threads (in this thread for one)."""
+def _on_threads(fn: Any, items: list[Any], workers: int, bar: _Progress) -> list[Any]:
+    """``[fn(item) for item in items]``, on ``workers`` threads of the project's pool
+    (:func:`softargmax._threads.run_tasks`: each thread takes the next chunk when done
+    with its own, results in order). The numba kernels run serially in a worker thread
+    (the parallelism is across chunks) and release the GIL."""
+    from ._threads import run_tasks
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers
-        self.pool = None
-        if workers > 1:
-            from concurrent.futures import ThreadPoolExecutor
+    caller = threading.get_ident()
 
-            self.pool = ThreadPoolExecutor(workers, thread_name_prefix="softargmax-chunk", initializer=_serial_numba)
+    def task(item: Any, _: dict[str, Any]) -> Any:
+        if threading.get_ident() != caller:
+            import numba
 
-    def __enter__(self) -> _Threads:
-        return self
+            numba.set_num_threads(1)  # the worker thread's own setting (not the caller's)
+        res = fn(item)
+        bar.step()
+        return res
 
-    def __exit__(self, *exc: object) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-    def map(self, fn: Any, items: list[Any]) -> Iterator[Any]:
-        """``fn`` over ``items``, results in order, with at most twice as many chunks in
-        flight as threads (bounded memory)."""
-        if self.pool is None:
-            for item in items:
-                yield fn(item)
-            return
-        pending: collections.deque[Any] = collections.deque()
-        for item in items:
-            pending.append(self.pool.submit(fn, item))
-            if len(pending) >= 2 * self.workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    return run_tasks(items, task, workers)
 
 
 class _Chunks:
@@ -1134,20 +1094,17 @@ def _chunked_distribution(
                     _Writer(out, source, dtype, work_dtype))
     one_pass = len(blocks) == 1  # whole distributions fit in one chunk
     bar = _Progress(progress, len(bands) * (1 if one_pass else 2 * len(blocks)), name)
+    workers = _workers(source, out)
     try:
-        with _Threads(_workers(source, out)) as threads:
-            if one_pass:
-                for _ in threads.map(steps.whole, [steps.index(band, blocks[0]) for band in bands]):
-                    bar.step()
-                return out
-            for band in bands:
-                idx = [steps.index(band, blk) for blk in blocks]
-                state = _empty_state(_band_shape(shape, axes, band), state_dtype)
-                for part in threads.map(steps.state, idx):  # pass one: accumulate (in order)
-                    state = _merge(state, part, scale)
-                    bar.step()
-                for _ in threads.map(functools.partial(steps.write, state=state), idx):  # pass two
-                    bar.step()
+        if one_pass:
+            _on_threads(steps.whole, [steps.index(band, blocks[0]) for band in bands], workers, bar)
+            return out
+        for band in bands:
+            idx = [steps.index(band, blk) for blk in blocks]
+            state = _empty_state(_band_shape(shape, axes, band), state_dtype)
+            for part in _on_threads(steps.state, idx, workers, bar):  # pass one, merged in order
+                state = _merge(state, part, scale)
+            _on_threads(functools.partial(steps.write, state=state), idx, workers, bar)  # pass two
     finally:
         bar.close()
     return out
@@ -1380,16 +1337,15 @@ def logsumexp_chunked(
             return _block_state(x, axes, scale, mask[idx], weights[idx], state_dtype, impl)
 
     try:
-        with _Threads(_workers(source)) as threads:
-            # every chunk's state, on threads; merged in order, band by band
-            parts = threads.map(part, [_index(ndim, axes, band, blk) for band in bands for blk in blocks])
-            for band in bands:
-                state = _empty_state(_band_shape(shape, axes, band), state_dtype)
-                for _ in blocks:
-                    state = _merge(state, next(parts), scale)
-                    bar.step()
-                target = _index(ndim, axes, band, tuple(slice(0, 1) for _ in axes))
-                lse[target], sign[target] = _state_logsumexp(state, scale, weights.a is not None)
+        # every chunk's state, on threads; merged in order, band by band
+        parts = iter(_on_threads(part, [_index(ndim, axes, band, blk) for band in bands for blk in blocks],
+                                 _workers(source), bar))
+        for band in bands:
+            state = _empty_state(_band_shape(shape, axes, band), state_dtype)
+            for _ in blocks:
+                state = _merge(state, next(parts), scale)
+            target = _index(ndim, axes, band, tuple(slice(0, 1) for _ in axes))
+            lse[target], sign[target] = _state_logsumexp(state, scale, weights.a is not None)
     finally:
         bar.close()
     if not return_sign:
