@@ -37,6 +37,9 @@ PARALLEL_MIN = 32768
 # a call that finds the parallel kernels busy runs serially instead of waiting.
 _PARALLEL_LOCK = threading.Lock()
 
+#: float32 input with a smaller |beta| is computed in float64 (see ``_Layout``).
+_BETA_MIN_F32 = 1e-30
+
 
 def _scale_args(scale: Scale, dtype: np.dtype) -> tuple[Any, float, float]:
     """``(sign, beta_hi, beta_lo)``: ``|beta| = beta_hi + beta_lo`` to twice the precision."""
@@ -53,7 +56,8 @@ def _scale_args(scale: Scale, dtype: np.dtype) -> tuple[Any, float, float]:
 class _Layout:
     """``x`` (and the mask) as a C-contiguous ``(outer, K, inner)`` array, and the way back."""
 
-    def __init__(self, x: np.ndarray, axes: tuple[int, ...], mask: Any, sign: int) -> None:
+    def __init__(self, x: np.ndarray, axes: tuple[int, ...], mask: Any, scale: Scale) -> None:
+        sign = scale.sign
         if mask is not None:
             # an excluded entry is -inf after the sign is applied (an excluded NaN too);
             # one pass over x here keeps the masks out of the vectorised kernels
@@ -77,6 +81,11 @@ class _Layout:
         k = math.prod(x.shape[i] for i in axes)
         self.work_shape = xc.shape
         self.x = xc.reshape(outer, k, inner)
+        if xc.dtype == np.float32 and scale.factor < _BETA_MIN_F32:
+            # the float32 kernels split beta into float32 hi + lo: a tiny beta would lose
+            # its precision there (float64 arithmetic is what the float32 kernels emulate)
+            self.x = self.x.astype(np.float64)
+            self.work_shape = xc.shape
 
     def result(self, out: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(res, res3)``: the array to return and its ``(outer, K, inner)`` view to fill."""
@@ -169,7 +178,7 @@ def _distribution(kind: int, x: np.ndarray, axes: tuple[int, ...], scale: Scale,
     if not _covered(x, axes):
         fn = _reference.softmax if kind == _k.SOFTMAX else _reference.log_softmax
         return fn(np, x, axes, scale, mask)  # type: ignore[no-any-return]
-    lay = _Layout(x, axes, mask, scale.sign)
+    lay = _Layout(x, axes, mask, scale)
     res, res3 = lay.result(out)
     _run(lay, scale, kind, res3)
     res = lay.back(res, out)
@@ -198,11 +207,7 @@ def logsumexp(
     """
     if b is not None or not _covered(x, axes):
         return _reference.logsumexp(np, x, axes, scale, mask, b)  # type: ignore[no-any-return]
-    lay = _Layout(x, axes, mask, scale.sign)
-    if lay.x.dtype == np.float32 and (lay.x.shape[2] > 1 or lay.x.shape[1] < _k.SHORT):
-        # the short-row and column kernels sum float32 input with the float32-accurate
-        # exp; m + log(s) may cancel, so they get float64 input (rows use the float64 exp)
-        lay.x = lay.x.astype(np.float64)
+    lay = _Layout(x, axes, mask, scale)
     st, ms = _run(lay, scale, _k.LOGSUMEXP, None)
     status = st[..., 0]
     n0 = st[..., 1]

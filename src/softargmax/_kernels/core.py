@@ -5,13 +5,16 @@ over memory; for one distribution with entries ``y = sign * x`` (excluded entrie
 
 1. ``m = max(y)`` with ``llvm.maxnum`` (vectorised; a NaN is ignored here and caught in 2).
 2. ``z = beta * (y - m)`` carried as ``z_hi + z_lo`` (TwoSum of the shift and an exact
-   FMA product for the scale, float64 input only: float32 input is computed in float64
-   where the shift is exact), ``e = exp(z)`` (:mod:`._exp`), and the sums ``n0`` (entries
-   with ``z = 0`` exactly, each contributing 1) and ``rest`` (the others). softmax stores
-   ``e`` in ``out`` on the way. A NaN among the included entries makes ``rest`` NaN.
+   FMA product for the scale, in the input's dtype: float32 runs in float32 lanes with
+   :func:`._exp.exp32f`, twice the SIMD width of float64), ``e = exp(z)``, and the
+   float64 sums ``n0`` (the maxima, ``y == m``, each contributing 1) and ``rest`` (the
+   others). softmax stores ``e`` in ``out`` on the way. A NaN among the included entries
+   makes ``rest`` NaN. The unit scale (beta = 1) runs a loop of its own without the
+   products.
 3. softmax: ``out *= 1 / (n0 + rest)`` while the row is still in cache; log_softmax:
    ``out = (z_hi - log_s) + z_lo`` with ``log_s = log1p((n0 - 1) + rest)`` (accurate next
-   to a dominant maximum); logsumexp returns ``(m, n0, rest)`` per distribution.
+   to a dominant maximum; float32 input shifted exactly in float64 there, no exp is
+   needed); logsumexp returns ``(m, n0, rest)`` per distribution.
 
 Distributions whose max is not finite or whose sum is NaN (+inf entries, empty support,
 NaN) go to a scalar routine with the reference's semantics. Layouts:
@@ -39,7 +42,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._exp import exp32, exp64, fma, maxnum
+from ._exp import exp32f, exp64, fma, maxnum
 
 SOFTMAX = 0
 LOG_SOFTMAX = 1
@@ -60,6 +63,8 @@ SUM_BLOCK = 1024  # the sums are accumulated per block, blocks added with compen
 
 _FLAGS = {"reassoc", "contract"}
 _INF = np.inf
+_INF32 = np.float32(np.inf)
+_ZERO32 = np.float32(0.0)
 
 
 # --------------------------------------------------------------------------- dtype helpers
@@ -99,8 +104,65 @@ def _shift_ov(y, m, bhi, blo):  # type: ignore[no-untyped-def]
         return impl
 
     def impl32(y, m, bhi, blo):  # type: ignore[no-untyped-def]
-        # float32 values are exact in float64 and their difference (nearly) so
-        return (np.float64(y) - np.float64(m)) * bhi, 0.0
+        # the float64 algorithm in float32 arithmetic (twice the SIMD width): beta split
+        # into float32 hi + lo (loop-invariant), TwoSum of the shift, exact FMA product
+        b_hi = np.float32(bhi)
+        b_lo = np.float32((bhi - np.float64(b_hi)) + blo)
+        d = y - m
+        bb = d - y
+        dlo = (y - (d - bb)) + (-m - bb)
+        zhi = d * b_hi
+        zlo = fma(d, b_hi, -zhi) + (d * b_lo + dlo * b_hi)
+        if d == -_INF32 and y > -_INF32:  # overflow of y - m: z is far below exp's range
+            zhi = y * b_hi - m * b_hi
+            zlo = _ZERO32
+        if not (zhi > -_INF32):
+            zlo = _ZERO32
+        return zhi, zlo
+
+    return impl32
+
+
+def _shift_unit(y, m):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_shift_unit, jit_options={"fastmath": {"contract"}})
+def _shift_unit_ov(y, m):  # type: ignore[no-untyped-def]
+    """``z = y - m`` as ``(z_hi, z_lo)`` (TwoSum); ``z_lo`` is meaningless where ``z_hi`` is
+    -inf, which the exp ignores."""
+
+    def impl(y, m):  # type: ignore[no-untyped-def]
+        d = y - m
+        bb = d - y
+        return d, (y - (d - bb)) + (-m - bb)
+
+    return impl
+
+
+def _shift_wide(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_shift_wide, jit_options={"fastmath": {"contract"}})
+def _shift_wide_ov(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+    """``z`` in float64 for an output that needs no exp (log_softmax): float32 input is
+    shifted exactly in float64, float64 input as :func:`_shift` (``unit``: beta = 1)."""
+    if y == types.float64:
+
+        def impl(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+            if unit:
+                zhi, zlo = _shift_unit(y, m)
+                return zhi, (zlo if zhi > -_INF else 0.0)
+            return _shift(y, m, bhi, blo)
+
+        return impl
+
+    def impl32(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+        d = np.float64(y) - np.float64(m)
+        if unit:
+            return d, 0.0
+        return d * bhi, (d * blo if d > -_INF else 0.0)
 
     return impl32
 
@@ -114,7 +176,7 @@ def _exp_z_ov(zhi, zlo, like):  # type: ignore[no-untyped-def]
     """``exp(z_hi + z_lo)`` at the accuracy of ``like``'s dtype."""
     if like == types.float64:
         return lambda zhi, zlo, like: exp64(zhi, zlo)
-    return lambda zhi, zlo, like: exp32(zhi)
+    return lambda zhi, zlo, like: exp32f(zhi, zlo)
 
 
 
@@ -149,56 +211,78 @@ def _row_max(x, sign):  # type: ignore[no-untyped-def]
     return m
 
 
+@njit(inline="always")
+def _z(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+    """``_shift``, or its unit-scale form when ``unit`` (a constant at each call site:
+    the kernels run one loop per case so that the unit loop carries no products)."""
+    if unit:
+        return _shift_unit(y, m)
+    return _shift(y, m, bhi, blo)
+
+
+@njit(cache=True)
+def _is_unit(bhi, blo):  # type: ignore[no-untyped-def]
+    return bhi == 1.0 and blo == 0.0
+
+
+@njit(inline="always")
+def _sums_loop(x, sign, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+    zero = sign - sign
+    one = sign * sign
+    n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
+    rest = 0.0
+    for i in range(x.shape[0]):
+        y = x[i] * sign
+        zhi, zlo = _z(y, m, bhi, blo, unit)
+        e = _exp_z(zhi, zlo, sign)
+        top = y == m  # z == 0 exactly: exp(z) = 1, counted apart
+        n0 += one if top else zero
+        rest += 0.0 if top else e
+    return np.float64(n0), rest
+
+
 @njit(cache=True, fastmath=_FLAGS)
 def _block_sums(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
-    n0 = 0.0
-    rest = 0.0
-    for i in range(x.shape[0]):
-        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
-        e = _exp_z(zhi, zlo, sign)
-        top = np.float64((zhi == 0.0) & (zlo == 0.0))
-        n0 += top
-        rest += e * (1.0 - top)
-    return n0, rest
+    """``(n0, rest)`` over one block: the number of maxima (``y == m``, each ``exp(0) = 1``)
+    and the float64 sum of ``exp(z)`` over the other entries (float32 exps, computed in
+    float32 lanes, are widened as they are added)."""
+    if _is_unit(bhi, blo):
+        return _sums_loop(x, sign, m, bhi, blo, True)
+    return _sums_loop(x, sign, m, bhi, blo, False)
 
 
-@njit(cache=True, fastmath=_FLAGS)
-def _block_sums_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
-    """As :func:`_block_sums` with the float64 exp for every dtype (logsumexp needs the
-    sum to float64 accuracy: ``m + log s`` may cancel)."""
-    n0 = 0.0
-    rest = 0.0
-    for i in range(x.shape[0]):
-        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
-        e = exp64(zhi, zlo)
-        top = np.float64((zhi == 0.0) & (zlo == 0.0))
-        n0 += top
-        rest += e * (1.0 - top)
-    return n0, rest
-
-
-@njit(cache=True, fastmath=_FLAGS)
-def _block_sums_store(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
-    """Stores ``exp(z)`` in ``out`` and returns ``(0, sum)``: softmax needs only the total
-    ``s = n0 + rest``, not the split that keeps ``log s`` accurate, so the loop is lighter."""
+@njit(inline="always")
+def _store_loop(x, sign, m, bhi, blo, out, unit):  # type: ignore[no-untyped-def]
     total = 0.0
     for i in range(x.shape[0]):
-        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
+        zhi, zlo = _z(x[i] * sign, m, bhi, blo, unit)
         e = _exp_z(zhi, zlo, sign)
         out[i] = e
         total += e
     return 0.0, total
 
 
+@njit(cache=True, fastmath=_FLAGS)
+def _block_sums_store(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
+    """Stores ``exp(z)`` in ``out`` and returns ``(0, sum)``: softmax needs only the total
+    ``s = n0 + rest``, not the split that keeps ``log s`` accurate, so the loop is lighter."""
+    if _is_unit(bhi, blo):
+        return _store_loop(x, sign, m, bhi, blo, out, True)
+    return _store_loop(x, sign, m, bhi, blo, out, False)
+
+
 @njit(cache=True)
 def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped-def]
-    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``; float64 exp if ``lse``."""
+    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``.
+
+    ``lse`` (logsumexp) is kept for the callers: every dtype's sum is accurate enough
+    for ``m + log s`` (the float32 exp errs by about 1e-7 relative, so ``log s`` by 1e-7
+    absolute, within the bound ``eps * (|m| + |lse|)`` that the condition allows).
+    """
     n = x.shape[0]
     if n <= SUM_BLOCK:
         if store:
             return _block_sums_store(x, sign, m, bhi, blo, out)
-        if lse:
-            return _block_sums_lse(x, sign, m, bhi, blo)
         return _block_sums(x, sign, m, bhi, blo)
     n0 = 0.0
     rest = 0.0
@@ -208,8 +292,6 @@ def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped
         # slices, not range(lo, hi): a run-time lower bound makes numba emit gathers
         if store:
             a, b = _block_sums_store(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
-        elif lse:
-            a, b = _block_sums_lse(x[lo:hi], sign, m, bhi, blo)
         else:
             a, b = _block_sums(x[lo:hi], sign, m, bhi, blo)
         n0 += a
@@ -229,11 +311,20 @@ def _fill(out, v):  # type: ignore[no-untyped-def]
         out[i] = v
 
 
+@njit(inline="always")
+def _log_loop(x, sign, m, bhi, blo, log_s, out, unit):  # type: ignore[no-untyped-def]
+    for i in range(x.shape[0]):
+        zhi, zlo = _shift_wide(x[i] * sign, m, bhi, blo, unit)
+        out[i] = (zhi - log_s) + zlo
+
+
 @njit(cache=True, fastmath=_FLAGS)
 def _row_log(x, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-def]
-    for i in range(x.shape[0]):
-        zhi, zlo = _shift((x[i] * sign), m, bhi, blo)
-        out[i] = (zhi - log_s) + zlo
+    """``out = z - log_s`` (log_softmax's output pass)."""
+    if _is_unit(bhi, blo):
+        _log_loop(x, sign, m, bhi, blo, log_s, out, True)
+    else:
+        _log_loop(x, sign, m, bhi, blo, log_s, out, False)
 
 
 @njit(cache=True)
@@ -345,7 +436,7 @@ def _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ig
                     rest, comp = _two_sum_add(rest, comp, st[t, 2])
                 elif _finite(ms[t]):
                     zhi, zlo = _shift(ms[t], m, bhi, blo)
-                    f = exp64(zhi, zlo)
+                    f = exp64(np.float64(zhi), np.float64(zlo))
                     rest, comp = _two_sum_add(rest, comp, (st[t, 1] + st[t, 2]) * f)
         rst[r, 0] = status
         rst[r, 1] = n0
