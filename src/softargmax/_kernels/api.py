@@ -44,6 +44,8 @@ _BETA_MIN_F32 = 1e-30
 def _scale_args(scale: Scale, dtype: np.dtype) -> tuple[Any, float, float]:
     """``(sign, beta_hi, beta_lo)``: ``|beta| = beta_hi + beta_lo`` to twice the precision."""
     sign = dtype.type(scale.sign)
+    if scale.temperature is None and scale.beta is None:
+        return sign, 1.0, 0.0
     if scale.temperature is not None:
         t = Fraction(scale.temperature)
         hi = float(1 / t)
@@ -124,8 +126,8 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
     dtype = x3.dtype
     sign, bhi, blo = _scale_args(scale, dtype)
     size = x3.size
-    nthreads = numba.get_num_threads()
-    parallel = size >= PARALLEL_MIN and nthreads > 1
+    nthreads = numba.get_num_threads() if size >= PARALLEL_MIN else 1  # the call costs 1 us
+    parallel = nthreads > 1
     lock = parallel and numba.threading_layer() == "workqueue"
     if lock and not _PARALLEL_LOCK.acquire(blocking=False):
         parallel = lock = False
@@ -174,7 +176,32 @@ def _covered(x: np.ndarray, axes: tuple[int, ...]) -> bool:
     return bool(axes) and x.size > 0 and x.dtype in (np.float32, np.float64)
 
 
+def _small_rows(kind: int, x: np.ndarray, scale: Scale, out: Any) -> np.ndarray:
+    """Small C-contiguous input along the last axis without a mask: the serial kernels
+    on a ``(rows, K)`` view, without the layout machinery (the per-call cost of a short
+    vector is mostly Python)."""
+    k = x.shape[-1]
+    x2 = x.reshape(-1, k)
+    if type(out) is np.ndarray and out.dtype == x.dtype and out.flags.c_contiguous:
+        res = out  # shape and writeability were checked by the public layer
+    else:
+        res = np.empty(x.shape, x.dtype)
+    out2 = res.reshape(x2.shape)
+    sign, bhi, blo = _scale_args(scale, x.dtype)
+    _k.rows_small(x2, sign, bhi, blo, kind, out2)
+    return res
+
+
 def _distribution(kind: int, x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, out: Any) -> np.ndarray:
+    if (
+        mask is None
+        and 0 < x.size <= _k.CHUNK
+        and x.size < PARALLEL_MIN
+        and axes == (x.ndim - 1,)
+        and x.flags.c_contiguous
+        and (x.dtype == np.float64 or (x.dtype == np.float32 and scale.factor >= _BETA_MIN_F32))
+    ):
+        return _small_rows(kind, x, scale, out)
     if not _covered(x, axes):
         fn = _reference.softmax if kind == _k.SOFTMAX else _reference.log_softmax
         return fn(np, x, axes, scale, mask)  # type: ignore[no-any-return]
@@ -209,25 +236,8 @@ def logsumexp(
         return _reference.logsumexp(np, x, axes, scale, mask, b)  # type: ignore[no-any-return]
     lay = _Layout(x, axes, mask, scale)
     st, ms = _run(lay, scale, _k.LOGSUMEXP, None)
-    status = st[..., 0]
-    n0 = st[..., 1]
-    rest = st[..., 2]
-    m = ms.astype(np.float64)
-    with np.errstate(all="ignore"):
-        s_m1 = (n0 - 1.0) + rest
-        small = np.abs(s_m1) < 0.5
-        log_s = np.where(small, np.log1p(np.where(small, s_m1, 0.0)), np.log(n0 + rest))
-        if scale.temperature is not None:
-            m = m / scale.temperature
-        elif scale.beta is not None:
-            m = m * scale.beta
-        lse = m + log_s
-    sign = np.ones_like(lse)
-    lse[status == _k.HAS_INF] = np.inf
-    empty = status == _k.EMPTY
-    lse[empty] = -np.inf
-    sign[empty] = 0.0
-    nan = status == _k.HAS_NAN
-    lse[nan] = np.nan
-    sign[nan] = np.nan
+    lse = np.empty(ms.size)
+    sign = np.empty(ms.size)
+    _k.lse_finish(st.reshape(-1, 3), ms.reshape(-1), scale.beta or 1.0, scale.temperature or 0.0,
+                  lse, sign)
     return lse.reshape(lay.keep_shape), sign.reshape(lay.keep_shape)

@@ -687,3 +687,39 @@ def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, ntask):  # type: ignor
 def cols_serial(x, sign, bhi, blo, kind, out, cst, cms):  # type: ignore[no-untyped-def]
     nt = x.shape[0] * ((x.shape[2] + COL_WIDTH - 1) // COL_WIDTH)
     _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, 0, nt)
+
+
+@njit(cache=True)
+def rows_small(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
+    """Small inputs along the last axis, on the calling thread: rows of at most ``CHUNK``
+    (short rows in flat blocks). Fewer arguments than :func:`rows_serial` (a numba call
+    pays for each); the statistics stay inside."""
+    nout, k = x.shape
+    rst = np.empty((nout, 3))
+    rms = np.empty(nout, dtype=x.dtype)
+    if k < SHORT and nout > 1:
+        _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, max(1, SHORT_BLOCK // k),
+                     0, (nout + max(1, SHORT_BLOCK // k) - 1) // max(1, SHORT_BLOCK // k))
+    else:
+        _rows_tasks(x, sign, bhi, blo, kind, out, rst, rms, 1, 0, nout)
+
+
+@njit(cache=True)
+def lse_finish(st, ms, beta, temperature, lse, sign):  # type: ignore[no-untyped-def]
+    """logsumexp from the statistics ``(status, n0, rest)`` and max of each distribution:
+    ``m * beta + log s`` (``m / temperature`` if ``temperature``), +inf, -inf or NaN."""
+    for i in range(ms.shape[0]):
+        status = st[i, 0]
+        sign[i] = 1.0
+        if status == NORMAL:
+            m = np.float64(ms[i])
+            m = m / temperature if temperature != 0.0 else m * beta
+            lse[i] = m + _log_s(st[i, 1], st[i, 2])
+        elif status == HAS_INF:
+            lse[i] = _INF
+        elif status == EMPTY:
+            lse[i] = -_INF
+            sign[i] = 0.0
+        else:
+            lse[i] = np.nan
+            sign[i] = np.nan
