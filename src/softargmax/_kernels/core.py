@@ -469,18 +469,51 @@ def _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # typ
 
 
 # --------------------------------------------------------------------------- short rows
+@njit(inline="always")
+def _short_exp(xf, sign, mexp, bhi, blo, ebuf, cbuf, nb, split, unit):  # type: ignore[no-untyped-def]
+    """The flat exp pass of a block: ``ebuf = exp(z)``; with ``split`` the maxima go to
+    ``cbuf`` (1) and are left out of ``ebuf`` (0)."""
+    one = sign * sign
+    zero = sign - sign
+    if split:
+        for i in range(nb):
+            y = xf[i] * sign
+            zhi, zlo = _z(y, mexp[i], bhi, blo, unit)
+            e = _exp_z(zhi, zlo, sign)
+            top = y == mexp[i]
+            cbuf[i] = one if top else zero
+            ebuf[i] = 0.0 if top else e
+    else:
+        for i in range(nb):
+            zhi, zlo = _z(xf[i] * sign, mexp[i], bhi, blo, unit)
+            ebuf[i] = _exp_z(zhi, zlo, sign)
+
+
+@njit(inline="always")
+def _short_log(xf, sign, mexp, bhi, blo, fbuf, of, nb, unit):  # type: ignore[no-untyped-def]
+    for i in range(nb):
+        zhi, zlo = _shift_wide(xf[i] * sign, mexp[i], bhi, blo, unit)
+        of[i] = (zhi - fbuf[i]) + zlo
+
+
 @njit(cache=True, fastmath=_FLAGS)
 def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: ignore[no-untyped-def]
-    """Blocks ``b0..b1`` of ``rpb`` short rows each; the exp pass runs flat over a block."""
+    """Blocks ``b0..b1`` of ``rpb`` short rows each; the exp pass runs flat over a block.
+
+    Per-row loops run over row views from 0 (a run-time start makes numba emit gathers);
+    softmax keeps only the total of each row, the others the ``(n0, rest)`` split.
+    """
     nrow, k = x.shape
     ninf = _neg_inf(sign)
     zero = sign - sign
+    unit = _is_unit(bhi, blo)
+    split = kind != SOFTMAX
     xflat = x.reshape(nrow * k)
     oflat = out.reshape(out.size)
     n = rpb * k
     mexp = np.empty(n, dtype=x.dtype)
-    ebuf = np.empty(n)
-    cbuf = np.empty(n)
+    ebuf = np.empty(n, dtype=x.dtype)  # exps in the input's dtype, sums in float64
+    cbuf = np.empty(n, dtype=x.dtype)
     fbuf = np.empty(n)
     for b in range(b0, b1):
         r0 = b * rpb
@@ -490,28 +523,33 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
         nb = (r1 - r0) * k
         # per-row max, broadcast to the row's entries (0 for rows with no finite max)
         for r in range(r1 - r0):
+            xr = x[r0 + r]
             m = ninf
-            for j in range(r * k, r * k + k):
-                m = maxnum(m, (xf[j] * sign))
+            for j in range(k):
+                m = maxnum(m, (xr[j] * sign))
             rms[r0 + r] = m
             if not _finite(m):
                 m = zero
-            for j in range(r * k, r * k + k):
-                mexp[j] = m
-        # flat: exp and the "is a maximum" indicator
-        for i in range(nb):
-            zhi, zlo = _shift((xf[i] * sign), mexp[i], bhi, blo)
-            e = _exp_z(zhi, zlo, sign)
-            top = np.float64((zhi == 0.0) & (zlo == 0.0))
-            cbuf[i] = top
-            ebuf[i] = e * (1.0 - top)
+            mr = mexp[r * k:(r + 1) * k]
+            for j in range(k):
+                mr[j] = m
+        if unit:
+            _short_exp(xf, sign, mexp, bhi, blo, ebuf, cbuf, nb, split, True)
+        else:
+            _short_exp(xf, sign, mexp, bhi, blo, ebuf, cbuf, nb, split, False)
         # per-row sums, the factor broadcast to the entries
         for r in range(r1 - r0):
+            er = ebuf[r * k:(r + 1) * k]
             n0 = 0.0
             rest = 0.0
-            for j in range(r * k, r * k + k):
-                n0 += cbuf[j]
-                rest += ebuf[j]
+            if split:
+                cr = cbuf[r * k:(r + 1) * k]
+                for j in range(k):
+                    n0 += np.float64(cr[j])
+                    rest += np.float64(er[j])
+            else:
+                for j in range(k):
+                    rest += np.float64(er[j])
             status = NORMAL if (_finite(rms[r0 + r]) and rest == rest) else HAS_NAN
             rst[r0 + r, 0] = status
             rst[r0 + r, 1] = n0
@@ -524,15 +562,17 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
                 f = 1.0 / (n0 + rest)
             else:
                 f = _log_s(n0, rest)
-            for j in range(r * k, r * k + k):
-                fbuf[j] = f
+            fr = fbuf[r * k:(r + 1) * k]
+            for j in range(k):
+                fr[j] = f
         if kind == SOFTMAX:
             for i in range(nb):
-                of[i] = (ebuf[i] + cbuf[i]) * fbuf[i]
+                of[i] = ebuf[i] * fbuf[i]
         elif kind == LOG_SOFTMAX:
-            for i in range(nb):
-                zhi, zlo = _shift((xf[i] * sign), mexp[i], bhi, blo)
-                of[i] = (zhi - fbuf[i]) + zlo
+            if unit:
+                _short_log(xf, sign, mexp, bhi, blo, fbuf, of, nb, True)
+            else:
+                _short_log(xf, sign, mexp, bhi, blo, fbuf, of, nb, False)
         # rows with NaN, +inf or empty support
         for r in range(r0, r1):
             if rst[r, 0] != NORMAL:
