@@ -118,6 +118,30 @@ def test_float32_against_mpmath_on_every_row_layout(k):
         assert np.all(np.abs(lse - ref_lse) <= 3e-7 * (np.abs(ref_lse) + m))
 
 
+def _within_one_subnormal_ulp(got: np.ndarray, want: np.ndarray) -> None:
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    assert diff.max() <= 2.0**-149
+    assert np.count_nonzero(diff) <= max(2, diff.size // 20)  # only next to a rounding tie
+
+
+def test_float32_subnormal_probabilities_are_rounded_once():
+    # exp(z) * 2**64 is stored (a normal number) and the final product rounds once, so
+    # subnormal probabilities are the float64 result rounded to float32, up to the
+    # exp's 1e-7 next to a tie (rounded twice, a subnormal with 3 bits loses up to 40%)
+    tail = -np.linspace(88.0, 103.0, 61)
+    row = np.concatenate([[0.0, 0.0, -0.5], tail]).astype(np.float32)
+    want = softmax(row.astype(np.float64), implementation="reference").astype(np.float32)
+    for reps, axis in ((1, -1), (300, -1), (3, 0)):  # a row, short rows, columns
+        x = np.tile(row, (reps, 1)) if axis == -1 else np.tile(row[:, None], (1, reps))
+        got = softmax(x, axis=axis, implementation="numba")
+        _within_one_subnormal_ulp(got if axis == -1 else got.T, np.tile(want, (reps, 1)))
+    long = np.full(3 * kcore.CHUNK, -200.0, np.float32)
+    long[: row.size] = row
+    long[-row.size:] = row  # the max in the first and the last chunk
+    want = softmax(long.astype(np.float64), implementation="reference").astype(np.float32)
+    _within_one_subnormal_ulp(softmax(long, implementation="numba"), want)
+
+
 def test_float32_tiny_beta_is_computed_in_float64():
     x = np.array([[0.0, -3e38, 3e38, 1.0]], np.float32)
     for beta in (1e-35, -1e-35):
@@ -168,7 +192,8 @@ LAYOUTS = [
     ((3, 1), -1),  # one-entry rows
     ((2, 3 * kcore.CHUNK + 17), -1),  # long rows, split in chunks
     ((50, 6, 70), 1),  # columns
-    ((40, 130), 0),  # axis 0: columns, two column tasks and a remainder
+    ((40, 130), 0),  # axis 0: columns
+    ((5, kcore.COL_WIDTH + 52), 0),  # two column tasks, the second a remainder
     ((4, 5, 6), (0, 2)),  # tuple axes: transposed
     ((3, 4), (0, 1)),  # all axes
 ]

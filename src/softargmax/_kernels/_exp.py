@@ -36,7 +36,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["exp32", "exp32f", "exp64", "exp_array", "exp_array32", "fma", "maxnum"]
+__all__ = ["exp32", "exp32f", "exp32f_2p64", "exp64", "exp_array", "exp_array32", "fma", "maxnum"]
 
 _FLOATS = (types.float32, types.float64)
 _BIAS32 = 127 + 64  # float32: 2**n is formed as 2**(n + 64) * 2**-64
@@ -218,14 +218,10 @@ _ONE_F = np.float32(1.0)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
-def exp32f(z: np.float32, z_lo: np.float32) -> np.float32:
-    """``exp(z + z_lo)`` in float32 arithmetic (16 AVX-512 lanes), for float32 ``z <= 40``.
-
-    Same scheme as :func:`exp32` with float32 constants; the low part ``z_lo`` of a
-    compensated argument (``|z_lo| <= ulp(z)``, finite) is added to the reduced argument,
-    where it costs no precision. Worst error about 1 float32 ulp (the tests sweep the
-    float32 inputs in [-87, 0]); subnormal results are rounded once.
-    """
+def exp32f_2p64(z: np.float32, z_lo: np.float32) -> np.float32:
+    """``exp(z + z_lo) * 2**64`` (:func:`exp32f` without its last scaling): for ``z >= -110``
+    a normal float32, so that a product with ``2**-64 / s`` rounds a subnormal result only
+    once; ``z < -110`` gives ``2**-95`` or less, which such a product rounds to 0."""
     zc = z if not (z < _Z_MIN_F) else _Z_MIN_F  # keeps NaN
     t = zc * _LOG2E_F + _SHIFTER_F
     kf = t - _SHIFTER_F
@@ -237,7 +233,19 @@ def exp32f(z: np.float32, z_lo: np.float32) -> np.float32:
     q = _Q0_F + r * q
     p = _ONE_F + (r + (r * r) * q)
     scale: np.float32 = _pow2_f32(t)  # type: ignore[call-arg]
-    return (p * scale) * _TWO_M64_F
+    return p * scale
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def exp32f(z: np.float32, z_lo: np.float32) -> np.float32:
+    """``exp(z + z_lo)`` in float32 arithmetic (16 AVX-512 lanes), for float32 ``z <= 40``.
+
+    Same scheme as :func:`exp32` with float32 constants; the low part ``z_lo`` of a
+    compensated argument (``|z_lo| <= ulp(z)``, finite) is added to the reduced argument,
+    where it costs no precision. Worst error about 1 float32 ulp (the tests sweep the
+    float32 inputs in [-87, 0]); subnormal results are rounded once.
+    """
+    return exp32f_2p64(z, z_lo) * _TWO_M64_F
 
 
 @njit(["void(float64[::1], float64[::1], boolean)"], parallel=True, cache=True, error_model="numpy")

@@ -37,6 +37,9 @@ PARALLEL_MIN = 32768
 # a call that finds the parallel kernels busy runs serially instead of waiting.
 _PARALLEL_LOCK = threading.Lock()
 
+#: logsumexp's last step (a scalar log per distribution) runs in parallel from this many.
+_FINISH_PARALLEL_MIN = 16384
+
 #: float32 input with a smaller |beta| is computed in float64 (see ``_Layout``).
 _BETA_MIN_F32 = 1e-30
 
@@ -160,12 +163,17 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
         out3 = res3 if res3 is not None else np.empty((nout, 0, ninner), dtype)
         cst = np.empty((nout, ninner, 3))
         cms = np.empty((nout, ninner), dtype)
+        # column tasks as wide as the threads allow: whole rows stream, narrow bands of
+        # many rows do not (each row of a band sits on another page)
+        per_outer = -(-nthreads // nout) if parallel else 1  # tasks per outer index
+        width = -(-ninner // per_outer)
+        cw = min(_k.COL_WIDTH, -(-width // 16) * 16)
         if parallel:
-            nt = nout * (-(-ninner // _k.COL_WIDTH))
-            _k.cols_parallel(x3, sign, bhi, blo, kind, out3, cst, cms,
+            nt = nout * (-(-ninner // cw))
+            _k.cols_parallel(x3, sign, bhi, blo, kind, out3, cst, cms, cw,
                              min(nt, 8 * nthreads))
         else:
-            _k.cols_serial(x3, sign, bhi, blo, kind, out3, cst, cms)
+            _k.cols_serial(x3, sign, bhi, blo, kind, out3, cst, cms, cw)
         return cst, cms
     finally:
         if lock:
@@ -238,6 +246,15 @@ def logsumexp(
     st, ms = _run(lay, scale, _k.LOGSUMEXP, None)
     lse = np.empty(ms.size)
     sign = np.empty(ms.size)
-    _k.lse_finish(st.reshape(-1, 3), ms.reshape(-1), scale.beta or 1.0, scale.temperature or 0.0,
-                  lse, sign)
+    args = (st.reshape(-1, 3), ms.reshape(-1), scale.beta or 1.0, scale.temperature or 0.0, lse, sign)
+    nthreads = numba.get_num_threads() if ms.size >= _FINISH_PARALLEL_MIN else 1
+    parallel = nthreads > 1 and _PARALLEL_LOCK.acquire(blocking=False)
+    try:
+        if parallel:
+            _k.lse_finish_parallel(*args, 4 * nthreads)
+        else:
+            _k.lse_finish(*args)
+    finally:
+        if parallel:
+            _PARALLEL_LOCK.release()
     return lse.reshape(lay.keep_shape), sign.reshape(lay.keep_shape)
