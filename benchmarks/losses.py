@@ -43,6 +43,8 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
 
 def _median_time(fn: Any, repeat: int) -> tuple[float, float]:
     """(first call, median of ``repeat`` further calls), in seconds."""
@@ -254,7 +256,7 @@ def main() -> int:
     parser.add_argument("--big", action="store_true", help="also V = 128256 (about 2 GB of logits)")
     parser.add_argument("--repeat", type=int, default=5, help="timed repeats for cross_entropy")
     parser.add_argument("--only", choices=("cross_entropy", "linear"), help="run one part")
-    parser.add_argument("--json", default="losses_benchmark.json", help="where to write the results")
+    parser.add_argument("--json", default=str(RESULTS / "losses.json"), help="where to write the results")
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed to one linear measurement")
     parser.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -293,6 +295,7 @@ def main() -> int:
         if hasattr(F, "linear_cross_entropy"):
             methods.append("torch_linear_cross_entropy")
         results["linear_cross_entropy"] = bench_linear(sizes, methods, args.timeout)
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
     with open(args.json, "w") as f:
         json.dump(results, f, indent=1)
     print(f"\nwrote {args.json}")

@@ -168,12 +168,13 @@ def test_class_axis_and_batch_dims_vs_torch(impl):
 
 
 @pytest.mark.parametrize("impl", IMPLS)
-@pytest.mark.parametrize("c", [3, 10, 32, 33, 300])
-def test_short_and_long_rows_vs_torch(impl, c):
-    """Rows of up to 32 classes take the short-row kernel; both sides of the boundary."""
+@pytest.mark.parametrize(("n", "c"), [(600, 3), (600, 10), (600, 63), (600, 64), (600, 300), (70, 5000)])
+def test_short_and_long_rows_vs_torch(impl, n, c):
+    """Rows of fewer than 64 classes take the short-row kernel (both sides of the
+    boundary); 5000 classes sum in several compensated blocks; 600 x 64 runs in parallel."""
     rng = np.random.default_rng(c)
-    x = rng.standard_normal((600, c)).astype(np.float32) * 4
-    y = rng.integers(0, c, 600)
+    x = rng.standard_normal((n, c)).astype(np.float32) * 4
+    y = rng.integers(0, c, n)
     X = torch.tensor(x.astype(np.float64), requires_grad=True)
     want = F.cross_entropy(X, torch.tensor(y), label_smoothing=0.05)
     want.backward()
@@ -364,8 +365,9 @@ def special_rows():
         st.floats(-30, 30, allow_nan=False),
         st.sampled_from([np.inf, -np.inf, np.nan, 0.0, 1e300, -1e300]),
     )
+    # rows of fewer than 64 classes run the short-row kernel, longer ones the row kernel
     return st.integers(0, 5).flatmap(
-        lambda n: st.integers(1, 40).flatmap(
+        lambda n: st.one_of(st.integers(1, 40), st.integers(60, 80)).flatmap(
             lambda c: st.tuples(
                 st.lists(st.lists(value, min_size=c, max_size=c), min_size=n, max_size=n),
                 st.lists(st.integers(-1, c - 1), min_size=n, max_size=n),
@@ -551,6 +553,38 @@ def test_linear_cross_entropy_edges(impl):
     # empty batch
     loss, dh, dw, db = linear_cross_entropy(h[:0], w, t[:0], return_grad=True, implementation=impl)
     assert loss == 0 and dh.shape == (0, 6) and not dw.any() and db is None
+
+
+@pytest.mark.parametrize("chunk", [3, 7, 64])
+def test_linear_cross_entropy_excluded_classes_and_nan_bias(chunk):
+    """A bias of -inf excludes classes (whole chunks of them here); a NaN bias makes every
+    row NaN; the kernels agree with the reference and with the materialised loss."""
+    h, w, b, t = lce_problem("index", v=20, seed=5)
+    b[:7] = -np.inf
+    t = np.where(t < 7, 10, t)
+    for bias in (b, np.where(np.arange(20) == 12, np.nan, b)):
+        want = cross_entropy(h @ w.T + bias, t, reduction="none")
+        got = [
+            linear_cross_entropy(h, w, t, bias=bias, chunk_size=chunk, reduction="none", implementation=impl)
+            for impl in IMPLS
+        ]
+        for rows in got:
+            np.testing.assert_allclose(rows, want, rtol=1e-12)
+        grads = [
+            linear_cross_entropy(h, w, t, bias=bias, chunk_size=chunk, return_grad=True, implementation=impl)
+            for impl in IMPLS
+        ]
+        for a, e in zip(grads[0], grads[1], strict=True):
+            np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-14)
+
+
+def test_linear_cross_entropy_many_rows():
+    """More rows than one block of the dhidden product (256), chunks over two threads."""
+    h, w, b, t = lce_problem("index", n=600, d=4, v=40, seed=6)
+    got = linear_cross_entropy(h, w, t, bias=b, chunk_size=7, return_grad=True, implementation="numba")
+    want = linear_cross_entropy(h, w, t, bias=b, chunk_size=7, return_grad=True, implementation="reference")
+    for a, e in zip(got, want, strict=True):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-15)
 
 
 def test_linear_cross_entropy_float16_and_mixed_dtypes():

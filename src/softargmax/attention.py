@@ -47,10 +47,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, overload
 
@@ -58,6 +55,7 @@ import numpy as np
 
 from . import _validation
 from ._backend import device_of, get_namespace, is_numpy
+from ._threads import ONE_BLAS_THREAD, default_threads, run_tasks
 
 __all__ = [
     "attention",
@@ -268,10 +266,7 @@ def _problem(
 
 def _check_threads(num_threads: Any) -> int:
     if num_threads is None:
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # pragma: no cover - not on Linux
-            return max(1, os.cpu_count() or 1)
+        return default_threads()
     ok = isinstance(num_threads, (int, np.integer)) and not isinstance(num_threads, bool)
     if not ok or num_threads < 1:
         msg = f"num_threads must be a positive int or None, got {num_threads!r}"
@@ -430,96 +425,12 @@ def _backward_ref(p: _Problem, out: Any, lse: Any, dout: Any) -> tuple[Any, Any,
 
 
 # =========================================================================== NumPy path
-# Per (batch entry, query block) tasks on a pool of threads, each with its own score
-# buffers. Block products go through BLAS (np.matmul into preallocated blocks), the
-# elementwise steps through NumPy's SIMD loops; both release the GIL. BLAS is held to one
-# thread meanwhile: its own threads on blocks this small cost far more than they give
-# (30x in CPU time on a loaded machine), and would oversubscribe the cores of the pool.
-class _OneBlasThread:
-    """Hold the BLAS of NumPy to one thread while any attention call runs.
-
-    Reference counted, so that concurrent calls from several user threads restore the
-    setting only when the last one leaves. Uses threadpoolctl (installed with SciPy and
-    scikit-learn); without it nothing is changed.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._limiter: Any = None
-        self._controller: Any = None
-
-    def __enter__(self) -> None:
-        with self._lock:
-            self._users += 1
-            if self._users > 1:
-                return
-            if self._controller is None:
-                try:
-                    from threadpoolctl import ThreadpoolController
-                except ImportError:  # pragma: no cover - comes with scipy/scikit-learn
-                    self._controller = False
-                else:
-                    self._controller = ThreadpoolController()
-            if self._controller:
-                self._limiter = self._controller.limit(limits=1, user_api="blas")
-
-    def __exit__(self, *exc: object) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0 and self._limiter is not None:
-                self._limiter.restore_original_limits()
-                self._limiter = None
-
-
-_ONE_BLAS_THREAD = _OneBlasThread()
-
-
+# Per (batch entry, query block) tasks on the pool of softargmax._threads, each with its
+# own score buffers. Block products go through BLAS (np.matmul into preallocated blocks),
+# the elementwise steps through NumPy's SIMD loops; both release the GIL.
 def _blas_guard(xp: Any) -> Any:
     """One BLAS thread for NumPy's blockwise products; other libraries are left alone."""
-    return _ONE_BLAS_THREAD if is_numpy(xp) else contextlib.nullcontext()
-
-
-def _run_tasks(
-    tasks: Sequence[Any], fn: Callable[[Any, dict[str, Any]], Any], threads: int
-) -> list[Any]:
-    """``[fn(task, buffers) for task in tasks]`` on ``threads`` workers (dynamic order).
-
-    ``buffers`` is a per-worker dict for scratch arrays. Floating-point warnings are
-    silenced in every worker (NumPy's error state is per thread).
-    """
-    results: list[Any] = [None] * len(tasks)
-    threads = min(threads, len(tasks))
-    if threads <= 1:
-        state: dict[str, Any] = {}
-        with _ONE_BLAS_THREAD, np.errstate(all="ignore"):
-            for i, t in enumerate(tasks):
-                results[i] = fn(t, state)
-        return results
-    lock = threading.Lock()
-    order = iter(range(len(tasks)))
-    failed: list[BaseException] = []
-
-    def worker() -> None:
-        state: dict[str, Any] = {}
-        with np.errstate(all="ignore"):
-            while not failed:
-                with lock:
-                    i = next(order, None)
-                if i is None:
-                    return
-                try:
-                    results[i] = fn(tasks[i], state)
-                except BaseException as err:  # re-raised in the caller's thread
-                    failed.append(err)
-                    return
-
-    with _ONE_BLAS_THREAD, ThreadPoolExecutor(threads) as pool:
-        for f in [pool.submit(worker) for _ in range(threads)]:
-            f.result()
-    if failed:
-        raise failed[0]
-    return results
+    return ONE_BLAS_THREAD if is_numpy(xp) else contextlib.nullcontext()
 
 
 def _scratch(state: dict[str, Any], name: str, rows: int, cols: int, dtype: Any) -> Any:
@@ -629,7 +540,7 @@ def _forward_np(p: _Problem, threads: int) -> tuple[Any, Any]:
             o[empty] = 0.0
             r[empty] = -np.inf
 
-    _run_tasks(tasks, task, threads)
+    run_tasks(tasks, task, threads)
     return out, lse
 
 
@@ -685,7 +596,7 @@ def _backward_np(
                 dq_b[i0:i1] += dp @ kj
         return None if chunks == 1 else (idx, dq_b)
 
-    for r in _run_tasks(tasks, task, threads):
+    for r in run_tasks(tasks, task, threads):
         if r is not None:
             dq[r[0]] += r[1]
     dq *= p.scale

@@ -331,6 +331,10 @@ def _ce_reference(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any
 
 
 def _ce_numba(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any]:
+    import numba
+
+    from ._kernels import api
+    from ._kernels import core as kcore
     from ._kernels import losses as kern
 
     x = np.ascontiguousarray(pb.x)
@@ -339,17 +343,46 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any]:
     g = np.empty_like(x) if want_grad else np.empty((0, 0), dtype=x.dtype)
     if n == 0:
         return loss, g
-    tg = pb.tg
-    if tg.kind == "index":
-        y = np.ascontiguousarray(tg.y, dtype=np.int64)
-        a = np.ascontiguousarray(tg.a, dtype=np.float64)
-        fn = kern.ce_index_short if c <= kern.SHORT_ROW else kern.ce_index
-        fn(x, y, a, pb.eps, pb.zl, scale, loss, g, want_grad)
-    else:
-        q = np.ascontiguousarray(tg.q, dtype=x.dtype)
-        w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
-        kern.ce_prob(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad)
+    nthreads = numba.get_num_threads()
+    with api.parallel_slot(x.size >= api.PARALLEL_MIN and nthreads > 1) as parallel:
+        ntask = min(n, 8 * nthreads) if parallel else 0
+        tg = pb.tg
+        if tg.kind == "index":
+            y = np.ascontiguousarray(tg.y, dtype=np.int64)
+            a = np.ascontiguousarray(tg.a, dtype=np.float64)
+            eps, zl = pb.eps, pb.zl
+            if c < kcore.SHORT and n > 1:
+                # the core short-row kernel: softmax into g (or only the row statistics)
+                kind = kcore.SOFTMAX if want_grad else kcore.LOGSUMEXP
+                rst, rms = api.short_rows(x, kind, g if want_grad else None, parallel)
+                if ntask:
+                    kern.ce_short_finish(x, y, a, eps, zl, scale, rst, rms, loss, g, want_grad, ntask)
+                else:
+                    kern.ce_short_finish_serial(x, y, a, eps, zl, scale, rst, rms, loss, g, want_grad)
+            elif ntask:
+                kern.ce_index(x, y, a, eps, zl, scale, loss, g, want_grad, ntask)
+            else:
+                kern.ce_index_serial(x, y, a, eps, zl, scale, loss, g, want_grad)
+        else:
+            q = np.ascontiguousarray(tg.q, dtype=x.dtype)
+            w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
+            if ntask:
+                kern.ce_prob(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad, ntask)
+            else:
+                kern.ce_prob_serial(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad)
     return loss, g
+
+
+def _weighted_rows(x: np.ndarray, y: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row losses ``a_i * CE(x_i, y_i)`` and gradients ``a_i (p_i - onehot(y_i))``.
+
+    The kernel path of :func:`cross_entropy` without its per-call validation, for the
+    models' objectives, which validate once per fit: ``x`` a float32/float64 NumPy
+    array ``(n, c)``, ``y`` int64 class indices in range, ``a`` finite float64 >= 0.
+    """
+    tg = _Targets("index", y, a, None, None, float(np.sum(a)))
+    pb = _Problem(np, x, tg, (x.shape[0],), 1, x.dtype, 0.0, 0.0, "none")
+    return _ce_numba(pb, 1.0, True)  # type: ignore[no-any-return]
 
 
 @overload
@@ -621,8 +654,11 @@ def nll_loss(
 
 # --------------------------------------------------------------------------- linear
 def _default_chunk(v: int) -> int:
-    """About 1/64 of the vocabulary, at least 512 classes (efficient matrix products)."""
-    return max(1, min(v, max(512, -(-v // 64))))
+    """About ``V / 64`` classes shared by the threads of the NumPy path (so that their
+    chunk buffers hold ``N V / 64`` logits in all), at least 256 (efficient products)."""
+    from ._threads import default_threads
+
+    return max(1, min(v, max(256, -(-v // (64 * default_threads())))))
 
 
 def _chunk(chunk_size: Any, v: int) -> int:
@@ -739,7 +775,9 @@ def _lce_reference(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...
             # the chunk's own 1 + r, relative to its max cm (one maximal entry is the 1)
             rc = (n_max - 1) + xp.sum(xp.where(at_max, xp.zeros_like(z), xp.exp(z - cm)), axis=1, keepdims=True)
             new_max = cm > m
-            r = xp.where(new_max, (r + 1) * xp.exp(m - cm) + rc, r + (rc + 1) * xp.exp(cm - m))
+            # a chunk of nothing but -inf (excluded classes) adds no mass
+            old_max = xp.where(cm == -math.inf, r, r + (rc + 1) * xp.exp(cm - m))
+            r = xp.where(new_max, (r + 1) * xp.exp(m - cm) + rc, old_max)
             m = xp.where(new_max, cm, m)
             big_a = big_a + xp.sum(t, axis=1, keepdims=True)
             tx = tx + xp.sum(xp.where(t != 0, t * z, xp.zeros_like(z)), axis=1, keepdims=True)
@@ -765,8 +803,34 @@ def _lce_reference(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...
         return loss, dh, dw, db
 
 
+def _merge_states(ms: list[np.ndarray], rs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Merge per-worker online log-sum-exp states ``sum exp(x - m_w) = 1 + r_w`` into one.
+
+    The workers holding the row's maximum contribute ``r_w`` and ``1`` each, the others
+    ``(1 + r_w) exp(m_w - m)``, so that ``r`` keeps its relative accuracy; a row no worker
+    saw any mass for keeps ``m = -inf``, ``r = 0``.
+    """
+    m = np.maximum.reduce(ms)
+    r = np.zeros(m.shape)
+    n_top = np.zeros(m.shape)
+    with np.errstate(all="ignore"):
+        for mw, rw in zip(ms, rs, strict=True):
+            top = mw == m
+            n_top += top
+            r += np.where(top, rw, (1.0 + rw) * np.exp(mw.astype(np.float64) - m))
+        r += n_top - 1.0
+    r[m == -np.inf] = 0.0
+    return m, r
+
+
 def _lce_numba(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...]:
+    """The NumPy path: vocabulary chunks dealt round-robin to a pool of threads, each
+    with its own chunk buffer and one-thread BLAS, its logits folded by serial numba
+    kernels (see :mod:`softargmax._threads`); the per-thread states are merged."""
+    import numba
+
     from ._kernels import losses as kern
+    from ._threads import default_threads, run_tasks
 
     h = np.ascontiguousarray(lp.h)
     w_mat = np.ascontiguousarray(lp.w_mat)
@@ -777,41 +841,54 @@ def _lce_numba(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...]:
     tg = lp.tg
     eps = lp.eps
     bounds = [(v0, min(v, v0 + lp.chunk)) for v0 in range(0, v, lp.chunk)]
-    buf = np.empty(n * min(lp.chunk, v), dtype=dt)
-    empty_b = np.empty(0, dtype=dt)
+    threads = min(numba.get_num_threads(), default_threads(), len(bounds))
+    groups = [bounds[t::threads] for t in range(threads)]
 
-    def logits(v0: int, v1: int) -> tuple[np.ndarray, np.ndarray]:
+    def logits(state: dict[str, Any], v0: int, v1: int) -> tuple[np.ndarray, np.ndarray]:
+        buf = state.get("z")
+        if buf is None:
+            buf = state["z"] = np.empty(n * min(lp.chunk, v), dtype=dt)
         z = buf[: n * (v1 - v0)].reshape(n, v1 - v0)
         np.matmul(h, w_mat[v0:v1].T, out=z)
-        return z, (bias[v0:v1] if bias.size else empty_b)
+        return z, bias[v0:v1] if bias.size else bias
 
-    m = np.full(n, -np.inf, dtype=dt)
-    r = np.zeros(n)
     if tg.kind == "index":
         y = np.ascontiguousarray(tg.y, dtype=np.int64)
         big_a = np.ascontiguousarray(tg.a, dtype=np.float64)
-        xy = np.zeros(n)
-        sx = np.zeros(n)
-        for v0, v1 in bounds:
-            z, b = logits(v0, v1)
-            kern.lce_fwd_index(z, b, v0, y, big_a, eps, m, r, xy, sx)
+        xy = np.zeros(n)  # each row's target lies in one chunk: one worker writes it
+
+        def forward(group: list[tuple[int, int]], state: dict[str, Any]) -> tuple[np.ndarray, ...]:
+            m, r, sx = np.full(n, -np.inf, dtype=dt), np.zeros(n), np.zeros(n)
+            for v0, v1 in group:
+                z, b = logits(state, v0, v1)
+                kern.lce_fwd_index(z, b, v0, y, big_a, eps, m, r, xy, sx)
+            return m, r, sx
+
+        parts = run_tasks(groups, forward, threads)
+        m, r = _merge_states([p[0] for p in parts], [p[1] for p in parts])
         with np.errstate(all="ignore"):
             cross = np.zeros(n)
             if eps < 1:
                 cross += (1 - eps) * (m - xy)
             if eps > 0:
-                cross += eps * (m - sx / v)
+                cross += eps * (m - sum(p[2] for p in parts) / v)
             cross *= big_a
     else:
         q = np.ascontiguousarray(tg.q, dtype=dt)
         w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
-        big_a = np.zeros(n)
-        tx = np.zeros(n)
-        for v0, v1 in bounds:
-            z, b = logits(v0, v1)
-            kern.lce_fwd_prob(z, b, v0, q, w, eps, v, m, r, big_a, tx)
+
+        def forward_prob(group: list[tuple[int, int]], state: dict[str, Any]) -> tuple[np.ndarray, ...]:
+            m, r, a, tx = np.full(n, -np.inf, dtype=dt), np.zeros(n), np.zeros(n), np.zeros(n)
+            for v0, v1 in group:
+                z, b = logits(state, v0, v1)
+                kern.lce_fwd_prob(z, b, v0, q, w, eps, v, m, r, a, tx)
+            return m, r, a, tx
+
+        parts = run_tasks(groups, forward_prob, threads)
+        m, r = _merge_states([p[0] for p in parts], [p[1] for p in parts])
+        big_a = sum(p[2] for p in parts)
         with np.errstate(all="ignore"):
-            cross = big_a * m - tx
+            cross = big_a * m - sum(p[3] for p in parts)
     with np.errstate(all="ignore"):
         log_s = np.log1p(r)
         loss, lse = _row_losses(np, lp, m, log_s, big_a, cross)
@@ -820,20 +897,32 @@ def _lce_numba(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...]:
     with np.errstate(all="ignore"):
         k = scale * (big_a + 2 * lp.zl * big_a * lse if lp.zl > 0 else big_a)
         s = 1.0 + r
-    dh = np.zeros((n, d), dtype=dt)
-    tmp = np.empty((n, d), dtype=dt)
     dw = np.empty((v, d), dtype=dt)
     db = np.empty(v, dtype=dt)
-    for v0, v1 in bounds:
-        z, b = logits(v0, v1)
-        if tg.kind == "index":
-            kern.lce_bwd_index(z, b, v0, y, big_a, eps, v, m, s, k, scale)
-        else:
-            kern.lce_bwd_prob(z, b, v0, q, w, eps, v, big_a, m, s, k, scale)
-        np.matmul(z.T, h, out=dw[v0:v1])
-        np.matmul(z, w_mat[v0:v1], out=tmp)
-        dh += tmp
-        np.sum(z, axis=0, out=db[v0:v1])
+
+    rb = 256  # rows per block of the dhidden product (a small temporary)
+
+    def backward(group: list[tuple[int, int]], state: dict[str, Any]) -> np.ndarray:
+        dh = np.zeros((n, d), dtype=dt)
+        tmp = np.empty((min(rb, n), d), dtype=dt)
+        for v0, v1 in group:
+            z, b = logits(state, v0, v1)
+            if tg.kind == "index":
+                kern.lce_bwd_index(z, b, v0, y, big_a, eps, v, m, s, k, scale)
+            else:
+                kern.lce_bwd_prob(z, b, v0, q, w, eps, v, big_a, m, s, k, scale)
+            np.matmul(z.T, h, out=dw[v0:v1])
+            for r0 in range(0, n, rb):
+                r1 = min(n, r0 + rb)
+                np.matmul(z[r0:r1], w_mat[v0:v1], out=tmp[: r1 - r0])
+                dh[r0:r1] += tmp[: r1 - r0]
+            np.sum(z, axis=0, out=db[v0:v1])
+        return dh
+
+    dhs = run_tasks(groups, backward, threads)
+    dh = dhs[0]
+    for part in dhs[1:]:
+        dh += part
     return loss, dh, dw, db
 
 
@@ -904,7 +993,8 @@ def linear_cross_entropy(
     bias : array_like, shape (V,), optional
         The output layer's bias.
     chunk_size : int, optional
-        Classes per chunk; by default about ``V / 64``, at least 512. Any value works:
+        Classes per chunk; by default about ``V / 64`` divided by the number of cores
+        (each thread of the NumPy path holds one chunk), at least 256. Any value works:
         the last chunk may be shorter, and a value above ``V`` means one chunk.
     weight, label_smoothing, ignore_index, reduction, z_loss
         As in :func:`cross_entropy`, with the classes on the last axis of the logits.

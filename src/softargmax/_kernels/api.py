@@ -15,8 +15,10 @@ run on the calling thread. Cases the kernels do not cover go to the reference:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
+from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -27,14 +29,13 @@ from .. import _reference
 from .._validation import Scale
 from . import core as _k
 
-__all__ = ["PARALLEL_MIN", "log_softmax", "logsumexp", "softmax"]
+__all__ = ["PARALLEL_MIN", "log_softmax", "logsumexp", "parallel_slot", "short_rows", "softmax"]
 
 #: Inputs with fewer elements run serially (no parallel launch): measured break-even of
 #: the 2-thread launch (``benchmarks/compare.py``; about 10 us against 0.3 ns/element).
 PARALLEL_MIN = 32768
 
-# The workqueue threading layer must not be entered from two threads at once; with it,
-# a call that finds the parallel kernels busy runs serially instead of waiting.
+# Held while the parallel kernels run under the workqueue layer (see parallel_slot).
 _PARALLEL_LOCK = threading.Lock()
 
 #: logsumexp's last step (a scalar log per distribution) runs in parallel from this many.
@@ -118,6 +119,49 @@ class _Layout:
         return np.ascontiguousarray(res)
 
 
+@contextlib.contextmanager
+def parallel_slot(parallel: bool) -> Iterator[bool]:
+    """Whether the caller may launch the parallel kernels now (``with ... as parallel``).
+
+    The workqueue threading layer must not be entered from two threads at once: there a
+    call that finds the parallel kernels busy runs serially instead of waiting.
+    """
+    lock = parallel and numba.threading_layer() == "workqueue"
+    if lock and not _PARALLEL_LOCK.acquire(blocking=False):
+        parallel = lock = False
+    try:
+        yield parallel
+    finally:
+        if lock:
+            _PARALLEL_LOCK.release()
+
+
+def _short(x2: np.ndarray, sign: Any, bhi: float, blo: float, kind: int, out2: np.ndarray,
+           rst: np.ndarray, rms: np.ndarray, parallel: bool) -> None:
+    """The short-row kernel on ``(rows, K)``, ``K < SHORT``: fills ``rst`` and ``rms``."""
+    nout, k = x2.shape
+    rpb = max(1, _k.SHORT_BLOCK // k)
+    if parallel:
+        nb = -(-nout // rpb)
+        _k.short_parallel(x2, sign, bhi, blo, kind, out2, rst, rms, rpb,
+                          min(nb, 8 * numba.get_num_threads()))
+    else:
+        _k.short_serial(x2, sign, bhi, blo, kind, out2, rst, rms, rpb)
+
+
+def short_rows(x2: np.ndarray, kind: int, out2: np.ndarray | None, parallel: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The short-row kernel without scale for other kernels' use (the cross-entropy):
+    ``(stats, max)`` per row as :func:`_run` returns them; ``out2`` receives the softmax
+    or log-softmax (``None`` for ``LOGSUMEXP``). ``parallel`` as given by
+    :func:`parallel_slot`."""
+    nout = x2.shape[0]
+    rst = np.empty((nout, 3))
+    rms = np.empty(nout, x2.dtype)
+    out = out2 if out2 is not None else np.empty((nout, 0), x2.dtype)
+    _short(x2, x2.dtype.type(1), 1.0, 0.0, kind, out, rst, rms, parallel)
+    return rst, rms
+
+
 def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """Run the kernel for ``lay``; returns the per-distribution ``(stats, max)``.
 
@@ -130,24 +174,14 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
     sign, bhi, blo = _scale_args(scale, dtype)
     size = x3.size
     nthreads = numba.get_num_threads() if size >= PARALLEL_MIN else 1  # the call costs 1 us
-    parallel = nthreads > 1
-    lock = parallel and numba.threading_layer() == "workqueue"
-    if lock and not _PARALLEL_LOCK.acquire(blocking=False):
-        parallel = lock = False
-    try:
+    with parallel_slot(nthreads > 1) as parallel:
         if ninner == 1:
             x2 = x3.reshape(nout, k)
             out2 = res3.reshape(nout, k) if res3 is not None else np.empty((nout, 0), dtype)
             rst = np.empty((nout, 3))
             rms = np.empty(nout, dtype)
             if k < _k.SHORT and nout > 1:
-                rpb = max(1, _k.SHORT_BLOCK // k)
-                if parallel:
-                    nb = -(-nout // rpb)
-                    _k.short_parallel(x2, sign, bhi, blo, kind, out2, rst, rms, rpb,
-                                      min(nb, 8 * nthreads))
-                else:
-                    _k.short_serial(x2, sign, bhi, blo, kind, out2, rst, rms, rpb)
+                _short(x2, sign, bhi, blo, kind, out2, rst, rms, parallel)
                 return rst, rms
             nc = -(-k // _k.CHUNK) if k > _k.CHUNK else 1
             if nc == 1:
@@ -175,9 +209,6 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
         else:
             _k.cols_serial(x3, sign, bhi, blo, kind, out3, cst, cms, cw)
         return cst, cms
-    finally:
-        if lock:
-            _PARALLEL_LOCK.release()
 
 
 def _covered(x: np.ndarray, axes: tuple[int, ...]) -> bool:
@@ -248,13 +279,9 @@ def logsumexp(
     sign = np.empty(ms.size)
     args = (st.reshape(-1, 3), ms.reshape(-1), scale.beta or 1.0, scale.temperature or 0.0, lse, sign)
     nthreads = numba.get_num_threads() if ms.size >= _FINISH_PARALLEL_MIN else 1
-    parallel = nthreads > 1 and _PARALLEL_LOCK.acquire(blocking=False)
-    try:
+    with parallel_slot(nthreads > 1) as parallel:
         if parallel:
             _k.lse_finish_parallel(*args, 4 * nthreads)
         else:
             _k.lse_finish(*args)
-    finally:
-        if parallel:
-            _PARALLEL_LOCK.release()
     return lse.reshape(lay.keep_shape), sign.reshape(lay.keep_shape)

@@ -2,15 +2,21 @@
 
 Two families:
 
-* ``ce_index`` / ``ce_prob`` (and ``ce_index_short`` for rows of a few classes): one row
-  of logits ``x[i, :]`` is one distribution. Each row is read from memory once (the
-  passes over a row after the first hit the cache), the loss and, when asked, the
-  gradient ``scale * (coef * p - t)`` are written in the same call, rows run in
-  parallel.
+* ``ce_index`` / ``ce_prob``: one row of logits ``x[i, :]`` is one distribution. The
+  passes over a row are those of the softmax kernels (:mod:`.core`): a vectorised max,
+  one pass of the branch-free polynomial exp summing ``n0 + rest`` (and storing the
+  exponentials in the gradient when it is asked for), and, for the gradient, one pass
+  ``scale * (coef * p - t)`` while the row is still in cache; rows run in parallel.
+  Rows of fewer than ``core.SHORT`` classes with index targets run the core short-row
+  kernel (the softmax into the gradient, or only ``(m, n0, rest)``), then
+  ``ce_short_finish`` turns it into the loss and gradient. Each has a serial twin for
+  small inputs.
 * ``lce_fwd_*`` / ``lce_bwd_*``: one vocabulary chunk ``Z = hidden @ W[v0:v1].T`` of
   :func:`softargmax.losses.linear_cross_entropy`. The forward folds the chunk into a
   per-row online log-sum-exp state ``(m, r)`` with ``sum_c exp(x_c - m) = 1 + r``; the
-  backward overwrites the chunk with its gradient.
+  backward overwrites the chunk with its gradient. They are serial and ``nogil``: the
+  chunks run on a pool of Python threads, each with its own state
+  (:mod:`softargmax._threads`).
 
 The loss of a row with target weights ``t_c >= 0`` (``A = sum_c t_c``) is
 
@@ -27,8 +33,8 @@ makes its row NaN; ``+inf`` logits share the mass; a row whose logits are all ``
 has infinite loss and gradient ``-t``; a ``t_c = 0`` entry never meets its ``-inf``
 logit (no ``0 * inf``).
 
-The exponential is the single function :func:`_exp` (``math.exp``, scalar). A
-vectorisable polynomial exp can replace it there without touching the kernels.
+Rows whose maximum is not finite or that hold a NaN take a scalar routine with these
+semantics (``_index_special`` / ``_prob_special``).
 
 Validation happens in the public layer: the kernels assume C-contiguous arrays of one
 floating dtype, in-range targets and finite, non-negative weights.
@@ -41,21 +47,32 @@ import math
 import numba as nb
 import numpy as np
 
+from .core import (
+    NORMAL,
+    SUM_BLOCK,
+    _exp_z,
+    _finite,
+    _log_s,
+    _row_max,
+    _row_sums,
+    _shift,
+    _two_sum_add,
+)
+
 __all__ = [
-    "SHORT_ROW",
     "ce_index",
-    "ce_index_short",
+    "ce_index_serial",
     "ce_prob",
+    "ce_prob_serial",
+    "ce_short_finish",
+    "ce_short_finish_serial",
     "lce_bwd_index",
     "lce_bwd_prob",
     "lce_fwd_index",
     "lce_fwd_prob",
 ]
 
-# Rows of at most this many classes go to ``ce_index_short``.
-SHORT_ROW = 32
-
-
+_FLAGS = {"reassoc", "contract"}
 
 # Argument kinds of the kernel signatures; inputs are read-only (NumPy read-only arrays
 # are accepted, writeable ones convert), ``F`` is float32 or float64.
@@ -70,6 +87,8 @@ _KINDS = {
     "f8": lambda f: nb.float64,
     "i8": lambda f: nb.int64,
     "b1": lambda f: nb.boolean,
+    "R": lambda f: nb.types.Array(nb.float64, 2, "C", readonly=True),  # float64[:, ::1] input
+    "M": lambda f: nb.types.Array(f, 1, "C", readonly=True),  # F[::1] input (row maxima)
 }
 
 
@@ -78,368 +97,408 @@ def _sigs(*kinds: str) -> list:  # type: ignore[type-arg]
 
 
 @nb.njit(cache=True, nogil=True)
-def _exp(v):  # type: ignore[no-untyped-def]
-    """The one exponential of this module (swap for a vectorisable one here)."""
-    return math.exp(v)
+def _fill(g, value):  # type: ignore[no-untyped-def]
+    for c in range(g.shape[0]):
+        g[c] = value
 
 
-# --------------------------------------------------------------------------- helpers
-@nb.njit(cache=True, nogil=True)
-def _row_max(x, i):  # type: ignore[no-untyped-def]
-    """``(max, has_nan)`` of row ``i`` (a non-empty row), the max in ``x``'s dtype."""
-    n = x.shape[1]
-    m = x[i, 0]
-    nan = False
+# --------------------------------------------------------------------------- row passes
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _block_store(x, one, m, out):  # type: ignore[no-untyped-def]
+    """``(n0, rest)`` of ``exp(x - m)`` over a block (as ``core._block_sums``), storing
+    each ``exp(x - m)`` in ``out``: the gradient pass rescales them in place."""
+    n0 = 0.0
+    rest = 0.0
+    for i in range(x.shape[0]):
+        zhi, zlo = _shift(x[i] * one, m, 1.0, 0.0)
+        e = _exp_z(zhi, zlo, one)
+        top = np.float64((zhi == 0.0) & (zlo == 0.0))
+        out[i] = e
+        n0 += top
+        rest += e * (1.0 - top)
+    return n0, rest
+
+
+@nb.njit(cache=True)
+def _row_store(x, one, m, out):  # type: ignore[no-untyped-def]
+    """:func:`_block_store` over a whole row, blocks added with compensation."""
+    n = x.shape[0]
+    n0 = 0.0
+    rest = 0.0
+    comp = 0.0
+    for lo in range(0, n, SUM_BLOCK):
+        hi = min(n, lo + SUM_BLOCK)
+        a, b = _block_store(x[lo:hi], one, m, out[lo:hi])
+        n0 += a
+        rest, comp = _two_sum_add(rest, comp, b)
+    return n0, rest + comp
+
+
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _sum_below(x, m):  # type: ignore[no-untyped-def]
+    """``sum_c (m - x_c)`` (the uniform part of a smoothed target), in float64."""
+    acc = 0.0
+    for i in range(x.shape[0]):
+        acc += np.float64(m) - np.float64(x[i])
+    return acc
+
+
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _grad_pass(g, k, su):  # type: ignore[no-untyped-def]
+    """``g = k * g - su`` (``g`` holds ``exp(x - m)`` or ``p``)."""
+    for c in range(g.shape[0]):
+        g[c] = k * g[c] - su
+
+
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _prob_targets(x, q, w, eps, m, n_classes):  # type: ignore[no-untyped-def]
+    """``(A, sum_c t_c (m - x_c))`` over ``t_c != 0`` (a zero target never meets -inf),
+    ``t_c = w_c ((1 - eps) q_c + eps / n_classes)``."""
+    n = x.shape[0]
+    weighted = w.shape[0] > 0
+    big_a = 0.0
+    cross = 0.0
     for c in range(n):
-        v = x[i, c]
-        if v > m:
-            m = v
-        elif v != v:
-            nan = True
-    return m, nan
+        t = (1.0 - eps) * q[c] + eps / n_classes
+        if weighted:
+            t *= w[c]
+        big_a += t
+        d = np.float64(m) - np.float64(x[c])
+        cross += t * d if t != 0 else 0.0
+    return big_a, cross
 
 
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _prob_grad_pass(g, q, w, eps, k, scale, n_classes):  # type: ignore[no-untyped-def]
+    """``g = k * g - scale * t`` for probability targets."""
+    n = g.shape[0]
+    weighted = w.shape[0] > 0
+    for c in range(n):
+        t = (1.0 - eps) * q[c] + eps / n_classes
+        if weighted:
+            t *= w[c]
+        g[c] = k * g[c] - scale * t
+
+
+# --------------------------------------------------------------------------- special rows
 @nb.njit(cache=True, nogil=True)
-def _fill(g, i, value):  # type: ignore[no-untyped-def]
-    for c in range(g.shape[1]):
-        g[i, c] = value
-
-
-@nb.njit(cache=True, nogil=True)
-def _inf_row_index(x, i, y, a, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
-    """A row whose maximum is +inf: the +inf entries share the mass (the limit)."""
-    n = x.shape[1]
+def _status(x):  # type: ignore[no-untyped-def]
+    """``(has_nan, number of +inf entries)`` of a row."""
     n_inf = 0
-    for c in range(n):
-        if x[i, c] == np.inf:
+    for v in x:
+        if v != v:
+            return True, 0
+        if v == np.inf:
             n_inf += 1
-    log_n = math.log(n_inf)
+    return False, n_inf
+
+
+@nb.njit(cache=True, nogil=True)
+def _index_special(x, y, a, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
+    """A counted row (``a > 0``) holding a NaN, a +inf or only -inf (empty support)."""
+    n = x.shape[0]
+    nan, n_inf = _status(x)
+    if nan:
+        if grad:
+            _fill(g, np.nan)
+        return np.nan
     u = a * eps / n
     ty = a * (1.0 - eps) + u
+    if n_inf == 0:  # empty support: the target has probability 0
+        if grad:
+            _fill(g, -scale * u)
+            g[y] = -scale * ty
+        return np.inf
+    # +inf entries share the mass (the limit)
+    log_n = math.log(n_inf)
     loss = 0.0
     for c in range(n):
         t = ty if c == y else u
         if t != 0:
-            loss += t * log_n if x[i, c] == np.inf else np.inf
+            loss += t * log_n if x[c] == np.inf else np.inf
     if zl > 0:
         loss = np.inf
     if grad:
-        coef = np.inf if zl > 0 else a
-        pin = coef / n_inf
+        pin = (np.inf if zl > 0 else a) / n_inf
         for c in range(n):
             t = ty if c == y else u
-            g[i, c] = scale * (pin - t) if x[i, c] == np.inf else -scale * t
+            g[c] = scale * (pin - t) if x[c] == np.inf else -scale * t
     return loss
 
 
 @nb.njit(cache=True, nogil=True)
-def _inf_row_prob(x, q, w, i, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
-    n = x.shape[1]
-    n_inf = 0
-    for c in range(n):
-        if x[i, c] == np.inf:
-            n_inf += 1
-    log_n = math.log(n_inf)
-    loss = 0.0
+def _prob_special(x, q, w, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
+    """As :func:`_index_special` for a row with probability targets and ``A > 0``."""
+    n = x.shape[0]
+    weighted = w.shape[0] > 0
+    nan, n_inf = _status(x)
+    if nan:
+        if grad:
+            _fill(g, np.nan)
+        return np.nan
     big_a = 0.0
+    loss = 0.0
+    log_n = math.log(max(n_inf, 1))
     for c in range(n):
-        t = (1.0 - eps) * q[i, c] + eps / n
-        if w.shape[0] > 0:
+        t = (1.0 - eps) * q[c] + eps / n
+        if weighted:
             t *= w[c]
         big_a += t
         if t != 0:
-            loss += t * log_n if x[i, c] == np.inf else np.inf
-    if big_a == 0:
-        if grad:
-            _fill(g, i, 0.0)
-        return 0.0
+            loss += t * log_n if (n_inf > 0 and x[c] == np.inf) else np.inf
     if zl > 0:
         loss = np.inf
     if grad:
-        coef = np.inf if zl > 0 else big_a
-        pin = coef / n_inf
+        pin = (np.inf if zl > 0 else big_a) / n_inf if n_inf > 0 else 0.0
         for c in range(n):
-            t = (1.0 - eps) * q[i, c] + eps / n
-            if w.shape[0] > 0:
+            t = (1.0 - eps) * q[c] + eps / n
+            if weighted:
                 t *= w[c]
-            g[i, c] = scale * (pin - t) if x[i, c] == np.inf else -scale * t
+            g[c] = scale * (pin - t) if (n_inf > 0 and x[c] == np.inf) else -scale * t
     return loss
 
 
 # --------------------------------------------------------------------------- rows
-@nb.njit(cache=True, nogil=True)
-def _index_row(x, i, y, a, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
-    n = x.shape[1]
-    if a == 0:
-        if grad:
-            _fill(g, i, 0.0)
-        return 0.0
-    m, nan = _row_max(x, i)
-    if nan:
-        if grad:
-            _fill(g, i, np.nan)
-        return np.nan
-    u = a * eps / n
-    ty = a * (1.0 - eps)
-    if m == -np.inf:  # empty support: the target has probability 0
-        if grad:
-            for c in range(n):
-                g[i, c] = -scale * u
-            g[i, y] -= scale * ty
-        return np.inf
-    if m == np.inf:
-        return _inf_row_index(x, i, y, a, eps, zl, scale, g, grad)
-    rest = 0.0
-    n0 = 0
-    dsum = 0.0
-    for c in range(n):
-        d = x[i, c] - m
-        if d == 0:
-            n0 += 1
-            e = d + 1
-        else:
-            e = _exp(d)
-            rest += e
-        if grad:
-            g[i, c] = e
-        if eps > 0:
-            dsum -= d
-    log_s = math.log1p((n0 - 1) + rest)
-    dy = m - x[i, y]
+@nb.njit(cache=True)
+def _index_finish(x, y, a, eps, zl, scale, m, n0, rest, g, grad):  # type: ignore[no-untyped-def]
+    """Loss of a normal row from its ``(m, n0, rest)``; ``g`` (if ``grad``) holds
+    ``exp(x - m) / div`` and becomes the gradient."""
+    n = x.shape[0]
+    log_s = _log_s(n0, rest)
     loss = log_s
     if eps < 1:
-        loss += (1.0 - eps) * dy
+        loss += (1.0 - eps) * (np.float64(m) - np.float64(x[y]))
     if eps > 0:
-        loss += eps * (dsum / n)
+        loss += eps * (_sum_below(x, m) / n)
     loss *= a
     lse = m + log_s
     if zl > 0:
         loss += zl * a * lse * lse
+    return loss, scale * (a + 2.0 * zl * a * lse), scale * a * eps / n, scale * a * (1.0 - eps)
+
+
+@nb.njit(cache=True)
+def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped-def]
+    """Loss (returned) and, if ``grad``, gradient (into ``g``) of one row, class index ``y``."""
+    if a == 0:
+        if grad:
+            _fill(g, 0.0)
+        return 0.0
+    m = _row_max(x, one)
+    if not _finite(m):
+        return _index_special(x, y, a, eps, zl, scale, g, grad)
     if grad:
-        k = scale * (a + 2.0 * zl * a * lse) / (n0 + rest)
-        su = scale * u
-        for c in range(n):
-            g[i, c] = k * g[i, c] - su
-        g[i, y] -= scale * ty
+        n0, rest = _row_store(x, one, m, g)
+    else:
+        n0, rest = _row_sums(x, one, m, 1.0, 0.0, g, False, False)
+    if rest != rest:
+        return _index_special(x, y, a, eps, zl, scale, g, grad)
+    loss, k, su, sy = _index_finish(x, y, a, eps, zl, scale, m, n0, rest, g, grad)
+    if grad:
+        _grad_pass(g, k / (n0 + rest), su)
+        g[y] -= sy
     return loss
 
 
-@nb.njit(cache=True, nogil=True)
-def _prob_row(x, q, w, i, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
-    n = x.shape[1]
-    weighted = w.shape[0] > 0
-    m, nan = _row_max(x, i)
-    big_a = 0.0
-    for c in range(n):
-        t = (1.0 - eps) * q[i, c] + eps / n
-        if weighted:
-            t *= w[c]
-        big_a += t
+@nb.njit(cache=True)
+def _prob_row(x, q, w, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped-def]
+    """As :func:`_index_row` for probability targets ``q`` and class weights ``w``."""
+    m = _row_max(x, one)
+    big_a, cross = _prob_targets(x, q, w, eps, m if _finite(m) else one - one, x.shape[0])
     if big_a == 0:
         if grad:
-            _fill(g, i, 0.0)
+            _fill(g, 0.0)
         return 0.0
-    if nan:
-        if grad:
-            _fill(g, i, np.nan)
-        return np.nan
-    if m == np.inf:
-        return _inf_row_prob(x, q, w, i, eps, zl, scale, g, grad)
-    if m == -np.inf:
-        if grad:
-            for c in range(n):
-                t = (1.0 - eps) * q[i, c] + eps / n
-                if weighted:
-                    t *= w[c]
-                g[i, c] = -scale * t
-        return np.inf
-    rest = 0.0
-    n0 = 0
-    cross = 0.0
-    for c in range(n):
-        d = x[i, c] - m
-        if d == 0:
-            n0 += 1
-            e = d + 1
-        else:
-            e = _exp(d)
-            rest += e
-        if grad:
-            g[i, c] = e
-        t = (1.0 - eps) * q[i, c] + eps / n
-        if weighted:
-            t *= w[c]
-        if t != 0:
-            cross -= t * d
-    log_s = math.log1p((n0 - 1) + rest)
-    loss = big_a * log_s + cross
+    if not _finite(m):
+        return _prob_special(x, q, w, eps, zl, scale, g, grad)
+    if grad:
+        n0, rest = _row_store(x, one, m, g)
+    else:
+        n0, rest = _row_sums(x, one, m, 1.0, 0.0, g, False, False)
+    if rest != rest:
+        return _prob_special(x, q, w, eps, zl, scale, g, grad)
+    log_s = _log_s(n0, rest)
     lse = m + log_s
+    loss = big_a * log_s + cross
     if zl > 0:
         loss += zl * big_a * lse * lse
     if grad:
         k = scale * (big_a + 2.0 * zl * big_a * lse) / (n0 + rest)
-        for c in range(n):
-            t = (1.0 - eps) * q[i, c] + eps / n
-            if weighted:
-                t *= w[c]
-            g[i, c] = k * g[i, c] - scale * t
+        _prob_grad_pass(g, q, w, eps, k, scale, x.shape[0])
     return loss
 
 
+@nb.njit(cache=True)
+def _index_rows(x, y, a, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore[no-untyped-def]
+    one = np.ones(1, dtype=x.dtype)[0]
+    empty = np.empty(0, dtype=x.dtype)
+    for i in range(r0, r1):
+        gi = g[i] if grad else empty
+        loss[i] = _index_row(x[i], y[i], a[i], eps, zl, scale, gi, grad, one)
+
+
+@nb.njit(cache=True)
+def _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore[no-untyped-def]
+    one = np.ones(1, dtype=x.dtype)[0]
+    empty = np.empty(0, dtype=x.dtype)
+    for i in range(r0, r1):
+        gi = g[i] if grad else empty
+        loss[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one)
+
+
+@nb.njit(cache=True)
+def _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, r0, r1):  # type: ignore[no-untyped-def]
+    empty = np.empty(0, dtype=x.dtype)
+    for i in range(r0, r1):
+        gi = g[i] if grad else empty
+        ai = a[i]
+        if ai == 0:
+            loss[i] = 0.0
+            if grad:
+                _fill(gi, 0.0)
+        elif rst[i, 0] != NORMAL:
+            loss[i] = _index_special(x[i], y[i], ai, eps, zl, scale, gi, grad)
+        else:
+            li, k, su, sy = _index_finish(x[i], y[i], ai, eps, zl, scale, rms[i], rst[i, 1], rst[i, 2], gi, grad)
+            loss[i] = li
+            if grad:  # g holds the softmax p
+                _grad_pass(gi, k, su)
+                gi[y[i]] -= sy
+
+
 # --------------------------------------------------------------------------- cross_entropy
-@nb.njit(_sigs("X", "I", "D", "f8", "f8", "f8", "DW", "G", "b1"), cache=True, nogil=True, parallel=True)
-def ce_index(x, y, a, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
+_CE_INDEX = ("X", "I", "D", "f8", "f8", "f8", "DW", "G", "b1")
+_CE_PROB = ("X", "X", "D", "f8", "f8", "f8", "DW", "G", "b1")
+_SHORT = ("X", "I", "D", "f8", "f8", "f8", "R", "M", "DW", "G", "b1")
+
+
+@nb.njit(_sigs(*_CE_INDEX, "i8"), cache=True, parallel=True)
+def ce_index(x, y, a, eps, zl, scale, loss, g, grad, ntask):  # type: ignore[no-untyped-def]
     """Per-row loss (into ``loss``) and, if ``grad``, gradient (into ``g``) for class indices.
 
     ``a[i]`` is the row's weight (the class weight of its target, 0 for an ignored row).
+    Rows are split into ``ntask`` parallel ranges.
     """
-    for i in nb.prange(x.shape[0]):
-        loss[i] = _index_row(x, i, y[i], a[i], eps, zl, scale, g, grad)
+    n = x.shape[0]
+    for t in nb.prange(ntask):
+        _index_rows(x, y, a, eps, zl, scale, loss, g, grad, t * n // ntask, (t + 1) * n // ntask)
 
 
-@nb.njit(
-    _sigs("X", "X", "D", "f8", "f8", "f8", "DW", "G", "b1"), cache=True, nogil=True, parallel=True
-)
-def ce_prob(x, q, w, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
+@nb.njit(_sigs(*_CE_INDEX), cache=True)
+def ce_index_serial(x, y, a, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
+    """:func:`ce_index` on the calling thread."""
+    _index_rows(x, y, a, eps, zl, scale, loss, g, grad, 0, x.shape[0])
+
+
+@nb.njit(_sigs(*_CE_PROB, "i8"), cache=True, parallel=True)
+def ce_prob(x, q, w, eps, zl, scale, loss, g, grad, ntask):  # type: ignore[no-untyped-def]
     """As :func:`ce_index` for probability targets ``q`` and class weights ``w`` (or empty)."""
-    for i in nb.prange(x.shape[0]):
-        loss[i] = _prob_row(x, q, w, i, eps, zl, scale, g, grad)
+    n = x.shape[0]
+    for t in nb.prange(ntask):
+        _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, t * n // ntask, (t + 1) * n // ntask)
 
 
-_BLOCK = 256
+@nb.njit(_sigs(*_CE_PROB), cache=True)
+def ce_prob_serial(x, q, w, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
+    """:func:`ce_prob` on the calling thread."""
+    _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, 0, x.shape[0])
 
 
-@nb.njit(_sigs("X", "I", "D", "f8", "f8", "f8", "DW", "G", "b1"), cache=True, nogil=True, parallel=True)
-def ce_index_short(x, y, a, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
-    """:func:`ce_index` for rows of at most :data:`SHORT_ROW` classes.
+@nb.njit(_sigs(*_SHORT, "i8"), cache=True, parallel=True)
+def ce_short_finish(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, ntask):  # type: ignore[no-untyped-def]
+    """Short rows, after the core short-row kernel: ``rst[i] = (status, n0, rest)`` and
+    ``rms[i] = m`` per row, and ``g`` (if ``grad``) holding the softmax. Writes the loss
+    and turns ``g`` into the gradient."""
+    n = x.shape[0]
+    for t in nb.prange(ntask):
+        _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad,
+                           t * n // ntask, (t + 1) * n // ntask)
 
-    Rows go in blocks of 256 per parallel task (less scheduling per row), each row is
-    loaded once into a small buffer and its exponentials are kept there, so the
-    logits are read once and the gradient written once. Rows with a non-finite
-    maximum take the general path.
-    """
-    n_rows, n = x.shape
-    n_blocks = (n_rows + _BLOCK - 1) // _BLOCK
-    for blk in nb.prange(n_blocks):
-        buf = np.empty(SHORT_ROW, dtype=x.dtype)
-        for i in range(blk * _BLOCK, min(n_rows, (blk + 1) * _BLOCK)):
-            ai = a[i]
-            if ai == 0 or n == 0:
-                loss[i] = _index_row(x, i, y[i], ai, eps, zl, scale, g, grad)
-                continue
-            m = x[i, 0]
-            nan = False
-            for c in range(n):
-                v = x[i, c]
-                buf[c] = v
-                if v > m:
-                    m = v
-                elif v != v:
-                    nan = True
-            if nan or m == np.inf or m == -np.inf:
-                loss[i] = _index_row(x, i, y[i], ai, eps, zl, scale, g, grad)
-                continue
-            rest = 0.0
-            n0 = 0
-            dsum = 0.0
-            for c in range(n):
-                d = buf[c] - m
-                if d == 0:
-                    n0 += 1
-                    buf[c] = 1
-                else:
-                    e = _exp(d)
-                    buf[c] = e
-                    rest += e
-                dsum -= d
-            yi = y[i]
-            log_s = math.log1p((n0 - 1) + rest)
-            li = log_s
-            if eps < 1:
-                li += (1.0 - eps) * (m - x[i, yi])
-            if eps > 0:
-                li += eps * (dsum / n)
-            li *= ai
-            lse = m + log_s
-            if zl > 0:
-                li += zl * ai * lse * lse
-            loss[i] = li
-            if grad:
-                k = scale * (ai + 2.0 * zl * ai * lse) / (n0 + rest)
-                su = scale * ai * eps / n
-                for c in range(n):
-                    g[i, c] = k * buf[c] - su
-                g[i, yi] -= scale * ai * (1.0 - eps)
+
+@nb.njit(_sigs(*_SHORT), cache=True)
+def ce_short_finish_serial(x, y, a, eps, zl, scale, rst, rms, loss, g, grad):  # type: ignore[no-untyped-def]
+    """:func:`ce_short_finish` on the calling thread."""
+    _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, 0, x.shape[0])
 
 
 # --------------------------------------------------------------------------- linear_cross_entropy
-@nb.njit(cache=True, nogil=True)
-def _chunk_update(z, b, i, m, r):  # type: ignore[no-untyped-def]
-    """Fold row ``i`` of the chunk (``z + b``) into the state ``(m[i], r[i])``."""
-    n = z.shape[1]
-    has_b = b.shape[0] > 0
-    cm = z[i, 0] + b[0] if has_b else z[i, 0]
-    arg = 0
-    nan = False
-    for c in range(n):
-        v = z[i, c] + b[c] if has_b else z[i, c]
-        if v > cm:
-            cm = v
-            arg = c
-        elif v != v:
-            nan = True
-    if nan or cm == np.inf:
-        r[i] = np.nan  # overflowed or NaN logits: the row is NaN
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _add_bias(z, b):  # type: ignore[no-untyped-def]
+    for c in range(z.shape[0]):
+        z[c] += b[c]
+
+
+@nb.njit(cache=True)
+def _chunk_row(z, b, one, i, m, r):  # type: ignore[no-untyped-def]
+    """Add the bias to row ``i`` of the chunk (in place) and fold the row into the state
+    ``(m[i], r[i])``, ``sum exp(x - m[i]) = 1 + r[i]`` over the classes seen so far."""
+    zr = z[i]
+    if b.shape[0] > 0:
+        _add_bias(zr, b)
+    cm = _row_max(zr, one)
+    if cm == -np.inf:  # only -inf and NaN: no mass, unless a NaN makes the row NaN
+        nan, _ = _status(zr)
+        if nan:
+            r[i] = np.nan
         return
-    if cm == -np.inf:
+    if cm == np.inf:
+        r[i] = np.nan  # overflowed logits: the row is NaN
         return
     mi = m[i]
-    acc = 0.0
-    if cm > mi:
-        acc = (r[i] + 1.0) * math.exp(mi - cm)
-        for c in range(n):
-            if c != arg:
-                v = z[i, c] + b[c] if has_b else z[i, c]
-                acc += _exp(v - cm)
-        r[i] = acc
+    new_max = cm > mi
+    top = cm if new_max else mi
+    n0, rest = _row_sums(zr, one, top, 1.0, 0.0, zr, False, False)
+    if new_max:
+        # the old sum 1 + r moves to the new maximum; this chunk holds n0 >= 1 maxima
+        r[i] = (r[i] + 1.0) * math.exp(np.float64(mi) - np.float64(cm)) + ((n0 - 1.0) + rest)
         m[i] = cm
     else:
-        for c in range(n):
-            v = z[i, c] + b[c] if has_b else z[i, c]
-            acc += _exp(v - mi)
-        r[i] += acc
+        r[i] += n0 + rest
+
+
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _sum(z):  # type: ignore[no-untyped-def]
+    acc = 0.0
+    for c in range(z.shape[0]):
+        acc += z[c]
+    return acc
+
+
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _exp_grad_pass(z, m, k, su):  # type: ignore[no-untyped-def]
+    """``z = k * exp(z - m) - su`` in place."""
+    for c in range(z.shape[0]):
+        zhi, zlo = _shift(z[c], m, 1.0, 0.0)
+        z[c] = k * _exp_z(zhi, zlo, m) - su
 
 
 @nb.njit(
     _sigs("G", "V", "i8", "I", "D", "f8", "VW", "DW", "DW", "DW"),
-    cache=True, nogil=True, parallel=True,
+    cache=True, nogil=True,
 )
 def lce_fwd_index(z, b, v0, y, a, eps, m, r, xy, sx):  # type: ignore[no-untyped-def]
     """Fold the chunk ``z + b`` (classes ``v0 .. v0 + z.shape[1]``) into the row states.
 
-    ``xy[i]`` receives the target's logit when the target lies in the chunk; ``sx[i]``
-    accumulates the sum of the logits (only when ``eps > 0``). Rows with ``a[i] == 0``
-    are skipped.
+    ``z`` is overwritten by ``z + b``. ``xy[i]`` receives the target's logit when the
+    target lies in the chunk; ``sx[i]`` accumulates the sum of the logits (only when
+    ``eps > 0``). Rows with ``a[i] == 0`` are skipped.
     """
     n = z.shape[1]
-    has_b = b.shape[0] > 0
-    for i in nb.prange(z.shape[0]):
+    one = np.ones(1, dtype=z.dtype)[0]
+    for i in range(z.shape[0]):
         if a[i] == 0:
             continue
-        _chunk_update(z, b, i, m, r)
+        _chunk_row(z, b, one, i, m, r)
         yc = y[i] - v0
         if 0 <= yc < n:
-            xy[i] = z[i, yc] + b[yc] if has_b else z[i, yc]
+            xy[i] = z[i, yc]
         if eps > 0:
-            acc = 0.0
-            for c in range(n):
-                acc += z[i, c] + b[c] if has_b else z[i, c]
-            sx[i] += acc
+            sx[i] += _sum(z[i])
 
 
 @nb.njit(
     _sigs("G", "V", "i8", "X", "D", "f8", "i8", "VW", "DW", "DW", "DW"),
-    cache=True, nogil=True, parallel=True,
+    cache=True, nogil=True,
 )
 def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: ignore[no-untyped-def]
     """Probability-target version of :func:`lce_fwd_index`.
@@ -448,27 +507,18 @@ def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: igno
     only) with ``t_c = w_c ((1 - eps) q_c + eps / n_classes)``.
     """
     n = z.shape[1]
-    has_b = b.shape[0] > 0
-    weighted = w.shape[0] > 0
-    for i in nb.prange(z.shape[0]):
-        _chunk_update(z, b, i, m, r)
-        sa = 0.0
-        st = 0.0
-        for c in range(n):
-            t = (1.0 - eps) * q[i, v0 + c] + eps / n_classes
-            if weighted:
-                t *= w[v0 + c]
-            if t != 0:
-                v = z[i, c] + b[c] if has_b else z[i, c]
-                sa += t
-                st += t * v
+    one = np.ones(1, dtype=z.dtype)[0]
+    wc = w[v0:v0 + n] if w.shape[0] > 0 else w
+    for i in range(z.shape[0]):
+        _chunk_row(z, b, one, i, m, r)
+        sa, minus_tx = _prob_targets(z[i], q[i, v0:v0 + n], wc, eps, one - one, n_classes)
         big_a[i] += sa
-        tx[i] += st
+        tx[i] -= minus_tx
 
 
 @nb.njit(
     _sigs("G", "V", "i8", "I", "D", "f8", "i8", "V", "D", "D", "f8"),
-    cache=True, nogil=True, parallel=True,
+    cache=True, nogil=True,
 )
 def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: ignore[no-untyped-def]
     """Overwrite the chunk with its gradient ``k p - scale t``, ``p = exp(x - m) / s``.
@@ -479,17 +529,14 @@ def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: igno
     """
     n = z.shape[1]
     has_b = b.shape[0] > 0
-    for i in nb.prange(z.shape[0]):
+    for i in range(z.shape[0]):
         ai = a[i]
         if ai == 0:
-            _fill(z, i, 0.0)
+            _fill(z[i], 0.0)
             continue
-        mi = m[i]
-        ki = k[i] / s[i]
-        su = scale * ai * eps / n_classes
-        for c in range(n):
-            v = z[i, c] + b[c] if has_b else z[i, c]
-            z[i, c] = ki * _exp(v - mi) - su
+        if has_b:
+            _add_bias(z[i], b)
+        _exp_grad_pass(z[i], m[i], k[i] / s[i], scale * ai * eps / n_classes)
         yc = y[i] - v0
         if 0 <= yc < n:
             z[i, yc] -= scale * ai * (1.0 - eps)
@@ -497,22 +544,18 @@ def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: igno
 
 @nb.njit(
     _sigs("G", "V", "i8", "X", "D", "f8", "i8", "D", "V", "D", "D", "f8"),
-    cache=True, nogil=True, parallel=True,
+    cache=True, nogil=True,
 )
 def lce_bwd_prob(z, b, v0, q, w, eps, n_classes, big_a, m, s, k, scale):  # type: ignore[no-untyped-def]
     """Probability-target version of :func:`lce_bwd_index` (rows with ``big_a == 0`` are 0)."""
     n = z.shape[1]
     has_b = b.shape[0] > 0
-    weighted = w.shape[0] > 0
-    for i in nb.prange(z.shape[0]):
+    wc = w[v0:v0 + n] if w.shape[0] > 0 else w
+    for i in range(z.shape[0]):
         if big_a[i] == 0:
-            _fill(z, i, 0.0)
+            _fill(z[i], 0.0)
             continue
-        mi = m[i]
-        ki = k[i] / s[i]
-        for c in range(n):
-            t = (1.0 - eps) * q[i, v0 + c] + eps / n_classes
-            if weighted:
-                t *= w[v0 + c]
-            v = z[i, c] + b[c] if has_b else z[i, c]
-            z[i, c] = ki * _exp(v - mi) - scale * t
+        if has_b:
+            _add_bias(z[i], b)
+        _exp_grad_pass(z[i], m[i], 1.0, 0.0)
+        _prob_grad_pass(z[i], q[i, v0:v0 + n], wc, eps, k[i] / s[i], scale, n_classes)

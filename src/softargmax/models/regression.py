@@ -22,7 +22,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ..core import log_softmax
-from ..losses import cross_entropy
+from ..losses import _weighted_rows
 
 __all__ = ["SoftmaxRegression"]
 
@@ -46,19 +46,18 @@ def _softmax_cross_entropy_objective(
 
     with ``l2 = 1 / (C * sum of the raw weights)``: scikit-learn's lbfgs objective for the
     multinomial ``LogisticRegression`` (the intercept is not penalised). The per-sample
-    losses and ``p_i - onehot(y_i)`` come from one fused pass of
-    :func:`softargmax.cross_entropy`; the sample weights (per sample, where the loss's
-    ``weight`` is per class) are applied here, and the gradient is pushed through the
-    linear layer.
+    losses ``s_i CE_i`` and gradients ``s_i (p_i - onehot(y_i))`` come from one fused
+    pass of the :func:`softargmax.cross_entropy` kernel (the sample weights take the
+    place of its per-row weights; ``X``, ``y`` and the weights are validated once, in
+    ``fit``), and the gradient is pushed through the linear layer.
     """
     n_features = X.shape[1]
     W = params[: n_classes * n_features].reshape(n_classes, n_features)
     Z = X @ W.T
     if fit_intercept:
         Z += params[n_classes * n_features :]
-    losses, G = cross_entropy(Z, y, reduction="none", return_grad=True)
-    value = float(sample_weight @ losses) + 0.5 * l2 * float(np.vdot(W, W))
-    G *= sample_weight[:, None]
+    losses, G = _weighted_rows(Z, y, sample_weight)
+    value = float(np.sum(losses)) + 0.5 * l2 * float(np.vdot(W, W))
     grad_W = np.asarray(G.T @ X) + l2 * W
     if fit_intercept:
         return value, np.concatenate([grad_W.ravel(), G.sum(axis=0)])
@@ -245,7 +244,7 @@ class SoftmaxRegression(ClassifierMixin, BaseEstimator):
             if self.fit_intercept:
                 x0[n_classes * n_features :] = self._b
 
-        args = (X, y_idx.astype(np.intp), sw / sw_sum, 1.0 / (self.C * sw_sum), n_classes,
+        args = (X, y_idx.astype(np.int64), sw / sw_sum, 1.0 / (self.C * sw_sum), n_classes,
                 bool(self.fit_intercept))
         bar = None
         callback = None
