@@ -195,6 +195,18 @@ def _exp_store_ov(zhi, zlo, like):  # type: ignore[no-untyped-def]
     return lambda zhi, zlo, like: exp32f_2p64(zhi, zlo)
 
 
+def _store_unit(like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_store_unit)
+def _store_unit_ov(like):  # type: ignore[no-untyped-def]
+    """``exp(0)`` as ``_exp_store`` gives it: 1, or ``2**64`` for float32."""
+    if like == types.float64:
+        return lambda like: 1.0
+    return lambda like: 2.0**64
+
+
 @njit(cache=True)
 def _two_sum_add(s, c, v):  # type: ignore[no-untyped-def]
     """Neumaier: add ``v`` to the compensated sum ``s + c``."""
@@ -266,11 +278,11 @@ def _block_sums(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always")
-def _store_loop(x, sign, m, bhi, blo, out, unit):  # type: ignore[no-untyped-def]
+def _store_loop(x, sign, m, bhi, blo, out, unit, scaled):  # type: ignore[no-untyped-def]
     total = 0.0
     for i in range(x.shape[0]):
         zhi, zlo = _z(x[i] * sign, m, bhi, blo, unit)
-        e = _exp_store(zhi, zlo, sign)
+        e = _exp_store(zhi, zlo, sign) if scaled else _exp_z(zhi, zlo, sign)
         out[i] = e
         total += e
     return 0.0, total
@@ -279,11 +291,19 @@ def _store_loop(x, sign, m, bhi, blo, out, unit):  # type: ignore[no-untyped-def
 @njit(cache=True, fastmath=_FLAGS)
 def _block_sums_store(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
     """Stores ``exp(z)`` in ``out`` and returns ``(0, sum)``: softmax needs only the total
-    ``s = n0 + rest``, not the split that keeps ``log s`` accurate, so the loop is lighter.
-    float32 stores ``exp(z) * 2**64`` (see ``_exp_store``): normalise by the returned sum."""
+    ``s = n0 + rest``, not the split that keeps ``log s`` accurate, so the loop is lighter."""
     if _is_unit(bhi, blo):
-        return _store_loop(x, sign, m, bhi, blo, out, True)
-    return _store_loop(x, sign, m, bhi, blo, out, False)
+        return _store_loop(x, sign, m, bhi, blo, out, True, False)
+    return _store_loop(x, sign, m, bhi, blo, out, False, False)
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _block_store_scaled(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
+    """As :func:`_block_sums_store`, storing what ``_exp_store`` gives (float32:
+    ``exp(z) * 2**64``) and returning the sum of the stored values: softmax's own pass."""
+    if _is_unit(bhi, blo):
+        return _store_loop(x, sign, m, bhi, blo, out, True, True)
+    return _store_loop(x, sign, m, bhi, blo, out, False, True)
 
 
 @njit(cache=True)
@@ -312,6 +332,22 @@ def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
     return n0, rest + comp
+
+
+@njit(cache=True)
+def _row_store_scaled(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
+    """softmax's exp pass over a row: :func:`_block_store_scaled` per block, the block
+    sums added with compensation; returns ``(0, sum of the stored values)``."""
+    n = x.shape[0]
+    if n <= SUM_BLOCK:
+        return _block_store_scaled(x, sign, m, bhi, blo, out)
+    rest = 0.0
+    comp = 0.0
+    for lo in range(0, n, SUM_BLOCK):
+        hi = min(n, lo + SUM_BLOCK)
+        _, b = _block_store_scaled(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
+        rest, comp = _two_sum_add(rest, comp, b)
+    return 0.0, rest + comp
 
 
 @njit(cache=True, fastmath=_FLAGS)
@@ -384,7 +420,10 @@ def _row(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
     if not _finite(m):
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
-    n0, rest = _row_sums(x, sign, m, bhi, blo, out, kind == SOFTMAX, kind == LOGSUMEXP)
+    if kind == SOFTMAX:
+        n0, rest = _row_store_scaled(x, sign, m, bhi, blo, out)
+    else:
+        n0, rest = _row_sums(x, sign, m, bhi, blo, out, False, kind == LOGSUMEXP)
     if rest != rest:
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
@@ -418,7 +457,10 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
             n0 = 0.0
             rest = 0.0
             if _finite(m):
-                n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, kind == SOFTMAX, kind == LOGSUMEXP)
+                if kind == SOFTMAX:  # (softmax's sums are of the stored, scaled values)
+                    n0, rest = _row_store_scaled(xv, sign, m, bhi, blo, ov)
+                else:
+                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, False, kind == LOGSUMEXP)
                 status = HAS_NAN if rest != rest else NORMAL
             else:
                 status, _ = _special(xv, sign, LOGSUMEXP, ov)
@@ -485,17 +527,27 @@ def _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # typ
 
 # --------------------------------------------------------------------------- short rows
 @njit(inline="always")
-def _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, split, unit):  # type: ignore[no-untyped-def]
+def _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, store, unit):  # type: ignore[no-untyped-def]
     """The exp pass over a transposed block ``xt[j * nr + r]``, vectorised across rows:
-    ``et = exp(z)`` and the per-row sums; with ``split`` the maxima are counted in ``n0``
-    and left out of ``rest``."""
+    the maxima counted in ``n0``, the other exps summed in ``rest``; with ``store``
+    (softmax) ``et`` receives what ``_exp_store`` gives (float32: ``exp(z) * 2**64``, and
+    ``rest`` is of those)."""
     for r in range(nr):
         n0[r] = 0.0
         rest[r] = 0.0
     for j in range(k):
         xj = xt[j * nr:(j + 1) * nr]
         ej = et[j * nr:(j + 1) * nr]
-        if split:
+        if store:
+            for r in range(nr):
+                y = xj[r] * sign
+                zhi, zlo = _z(y, mm[r], bhi, blo, unit)
+                e = _exp_store(zhi, zlo, sign)
+                ej[r] = e
+                top = y == mm[r]
+                n0[r] += 1.0 if top else 0.0
+                rest[r] += 0.0 if top else e
+        else:
             for r in range(nr):
                 y = xj[r] * sign
                 zhi, zlo = _z(y, mm[r], bhi, blo, unit)
@@ -503,12 +555,6 @@ def _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, split, unit):  # typ
                 top = y == mm[r]
                 n0[r] += 1.0 if top else 0.0
                 rest[r] += 0.0 if top else e
-        else:
-            for r in range(nr):
-                zhi, zlo = _z(xj[r] * sign, mm[r], bhi, blo, unit)
-                e = _exp_store(zhi, zlo, sign)
-                ej[r] = e
-                rest[r] += e
 
 
 @njit(inline="always")
@@ -538,7 +584,8 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
     ninf = _neg_inf(sign)
     zero = sign - sign
     unit = _is_unit(bhi, blo)
-    split = kind != SOFTMAX
+    store = kind == SOFTMAX
+    big = _store_unit(sign)  # what exp(0) is stored as
     xflat = x.reshape(nrow * k)
     oflat = out.reshape(out.size)
     n = rpb * k
@@ -574,21 +621,21 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
         for r in range(nr):
             mm[r] = m[r] if _finite(m[r]) else zero
         if unit:
-            _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, split, True)
+            _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, store, True)
         else:
-            _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, split, False)
+            _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, store, False)
         special = False
         for r in range(nr):
             normal = _finite(m[r]) and rest[r] == rest[r]
             special |= not normal
             rst[r0 + r, 0] = NORMAL if normal else HAS_NAN
             rst[r0 + r, 1] = n0[r]
-            rst[r0 + r, 2] = rest[r]
+            rst[r0 + r, 2] = rest[r] / big if store else rest[r]  # exact: a power of 2
             rms[r0 + r] = m[r]
             if not normal:
                 f[r] = 0.0  # the row is rewritten by _special below
             elif kind == SOFTMAX:
-                f[r] = 1.0 / (n0[r] + rest[r])
+                f[r] = 1.0 / (n0[r] * big + rest[r])
             elif kind == LOG_SOFTMAX:
                 f[r] = _log_s(n0[r], rest[r])
         if kind == SOFTMAX:
