@@ -9,7 +9,9 @@ Layout: the reduced axes, if they are adjacent, make ``x`` an ``(outer, K, inner
 array without a copy (a non-contiguous input is made contiguous once); other axis
 tuples are moved to the end with one transpose copy. ``inner == 1`` is the row layout,
 otherwise the column layout (no transpose). Inputs below :data:`PARALLEL_MIN` elements
-run on the calling thread. Cases the kernels do not cover go to the reference:
+run on the calling thread; small C-contiguous inputs along the last axis without a mask
+skip the layout (one serial kernel call: the per-call cost of a short vector is Python).
+float32 input with ``|beta| < 1e-30`` is computed in float64. Cases the kernels do not cover go to the reference:
 ``logsumexp`` with weights ``b``, ``axis=()`` and empty arrays.
 """
 

@@ -22,11 +22,17 @@ NaN) go to a scalar routine with the reference's semantics. Layouts:
 * rows (the reduced axes are the last, contiguous): one task per row, or per chunk of a
   long row (chunks of ``CHUNK`` elements run in parallel; their ``(m, n0, rest)`` are
   merged and a second parallel pass rescales each chunk by ``exp(beta(m_c - m)) / s``);
-* short rows (``K < SHORT``): blocks of rows, the exp pass runs flat over the whole block
-  so that it vectorises across rows;
+* short rows (``K < SHORT``): blocks of rows, transposed into a buffer (``K`` rows of one
+  entry per row) so that every pass vectorises across the rows, and transposed back;
 * columns (the reduced axes are followed by others): ``(outer, K, inner)`` without a
-  transpose copy, vectorised across the contiguous inner dimension with an online
-  (max, sum) pass over blocks of ``K`` and a second pass that writes the output.
+  transpose copy, vectorised across the contiguous inner dimension in tasks as wide as
+  the threads allow (whole rows stream; narrow bands thrash the TLB), with an online
+  (max, sum) pass over blocks of ``K``; softmax stores the exps of that pass and rescales
+  each block by ``exp(beta (m_block - m)) / s`` (one exp per element), log_softmax writes
+  ``z - log s`` in a second pass.
+
+float32 softmax stores ``exp(z) * 2**64`` (``_exp_store``): a normal number down to
+``z = -110``, so the final product by ``2**-64 / s`` rounds a subnormal probability once.
 
 Every kernel exists in a serial form (small inputs: no parallel launch) and a parallel
 one (``prange`` over tasks). Only ``reassoc`` (and ``contract``) fast-math flags are used,
@@ -55,7 +61,7 @@ HAS_INF = 2
 EMPTY = 3
 
 CHUNK = 1 << 16  # elements per task of a long row (a float64 chunk is 512 KiB: fits L2)
-SHORT = 64  # rows shorter than this are processed in flat blocks
+SHORT = 64  # rows shorter than this are processed in transposed blocks
 SHORT_BLOCK = 4096  # elements per block of short rows
 COL_WIDTH = 2048  # the widest column task (state arrays of this size); api picks the width
 COL_BLOCK = 32  # rows of K per block of the online column pass
@@ -867,7 +873,7 @@ def cols_serial(x, sign, bhi, blo, kind, out, cst, cms, cw):  # type: ignore[no-
 @njit(cache=True)
 def rows_small(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
     """Small inputs along the last axis, on the calling thread: rows of at most ``CHUNK``
-    (short rows in flat blocks). Fewer arguments than :func:`rows_serial` (a numba call
+    (short rows in transposed blocks). Fewer arguments than :func:`rows_serial` (a numba call
     pays for each); the statistics stay inside."""
     nout, k = x.shape
     rst = np.empty((nout, 3))
