@@ -37,7 +37,10 @@ def get_namespace(*arrays: Any) -> tuple[Any, list[Any]]:
     NumPy unless another argument is an array of a different library, in which case they
     are converted to that library.
     """
-    if all(type(a) is np.ndarray or a is None for a in arrays):  # the common case, fast
+    for a in arrays:  # the common case (NumPy arrays and None), fast
+        if a is not None and type(a) is not np.ndarray:
+            break
+    else:
         return _NUMPY_NS, list(arrays)
     lib_arrays = [
         a for a in arrays
@@ -124,5 +127,12 @@ def select_path(name: str, implementation: Any, xp: Any, size: int) -> Any:
             raise ValueError(msg)
     elif not (have and is_numpy(xp) and size >= _KERNELS[name][2]):
         return None
-    module, attr, _ = _KERNELS[name]
-    return getattr(importlib.import_module(module), attr)
+    entry = _KERNELS[name]
+    fn = _LOADED.get(entry)
+    if fn is None:
+        fn = _LOADED[entry] = getattr(importlib.import_module(entry[0]), entry[1])
+    return fn
+
+
+# kernels already imported, by their _KERNELS entry (saves an import look-up per call)
+_LOADED: dict[tuple[str, str, int], Any] = {}

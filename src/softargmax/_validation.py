@@ -68,6 +68,10 @@ class Scale:
         return Scale(-self.sign, self.beta, self.temperature)
 
 
+_UNIT = Scale()
+_SOFTMIN = Scale(-1)
+
+
 def _real_scalar(value: Any, name: str) -> float:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         if getattr(value, "ndim", None) == 0 and not isinstance(value, (bool, np.bool_)):
@@ -88,6 +92,8 @@ def resolve_scale(
     ``beta`` multiplies the inputs, ``temperature`` T means beta = 1/T and ``base`` b
     means b**x, i.e. beta = ln b. ``negate`` flips the sign (softmin).
     """
+    if temperature is None and beta is None and base is None:  # the common case, fast
+        return _SOFTMIN if negate else _UNIT
     given = [n for n, v in (("temperature", temperature), ("beta", beta), ("base", base)) if v is not None]
     if len(given) > 1:
         msg = f"give at most one of temperature, beta and base; got {', '.join(given)}"
@@ -147,6 +153,8 @@ def normalize_axis(axis: Any, ndim: int, name: str = "axis") -> tuple[int, ...]:
     ``None`` means every axis; ``()`` means no axis (each element its own distribution).
     Out-of-range axes raise :class:`numpy.exceptions.AxisError`; repeated axes a ValueError.
     """
+    if type(axis) is int and -ndim <= axis < ndim:  # the common case, fast
+        return (axis % ndim,)
     if axis is None:
         return tuple(range(ndim))
     items = axis if isinstance(axis, tuple) else (axis,)

@@ -82,7 +82,7 @@ def _distribution(
     out: Any,
     implementation: str,
 ) -> Array:
-    if is_dask_array(x) or is_dask_array(where):
+    if (type(x) is not np.ndarray or where is not None) and (is_dask_array(x) or is_dask_array(where)):
         from . import dask as _dask
 
         return _dask._distribution(name, x, axis, scale, where, out, implementation)
@@ -351,7 +351,9 @@ def logsumexp(
     (1.5413248546129181, -1.0)
     """
     scale = resolve_scale(temperature, beta, base)
-    if is_dask_array(x) or is_dask_array(b) or is_dask_array(where):
+    if (type(x) is not np.ndarray or b is not None or where is not None) and (
+        is_dask_array(x) or is_dask_array(b) or is_dask_array(where)
+    ):
         from . import dask as _dask
 
         return _dask._logsumexp(

@@ -9,7 +9,9 @@ Layout: the reduced axes, if they are adjacent, make ``x`` an ``(outer, K, inner
 array without a copy (a non-contiguous input is made contiguous once); other axis
 tuples are moved to the end with one transpose copy. ``inner == 1`` is the row layout,
 otherwise the column layout (no transpose). Inputs below :data:`PARALLEL_MIN` elements
-run on the calling thread. Cases the kernels do not cover go to the reference:
+run on the calling thread; small C-contiguous inputs along the last axis without a mask
+skip the layout (one serial kernel call: the per-call cost of a short vector is Python).
+float32 input with ``|beta| < 1e-30`` is computed in float64. Cases the kernels do not cover go to the reference:
 ``logsumexp`` with weights ``b``, ``axis=()`` and empty arrays.
 """
 
@@ -38,10 +40,18 @@ PARALLEL_MIN = 32768
 # Held while the parallel kernels run under the workqueue layer (see parallel_slot).
 _PARALLEL_LOCK = threading.Lock()
 
+#: logsumexp's last step (a scalar log per distribution) runs in parallel from this many.
+_FINISH_PARALLEL_MIN = 16384
+
+#: float32 input with a smaller |beta| is computed in float64 (see ``_Layout``).
+_BETA_MIN_F32 = 1e-30
+
 
 def _scale_args(scale: Scale, dtype: np.dtype) -> tuple[Any, float, float]:
     """``(sign, beta_hi, beta_lo)``: ``|beta| = beta_hi + beta_lo`` to twice the precision."""
     sign = dtype.type(scale.sign)
+    if scale.temperature is None and scale.beta is None:
+        return sign, 1.0, 0.0
     if scale.temperature is not None:
         t = Fraction(scale.temperature)
         hi = float(1 / t)
@@ -54,7 +64,8 @@ def _scale_args(scale: Scale, dtype: np.dtype) -> tuple[Any, float, float]:
 class _Layout:
     """``x`` (and the mask) as a C-contiguous ``(outer, K, inner)`` array, and the way back."""
 
-    def __init__(self, x: np.ndarray, axes: tuple[int, ...], mask: Any, sign: int) -> None:
+    def __init__(self, x: np.ndarray, axes: tuple[int, ...], mask: Any, scale: Scale) -> None:
+        sign = scale.sign
         if mask is not None:
             # an excluded entry is -inf after the sign is applied (an excluded NaN too);
             # one pass over x here keeps the masks out of the vectorised kernels
@@ -78,6 +89,11 @@ class _Layout:
         k = math.prod(x.shape[i] for i in axes)
         self.work_shape = xc.shape
         self.x = xc.reshape(outer, k, inner)
+        if xc.dtype == np.float32 and scale.factor < _BETA_MIN_F32:
+            # the float32 kernels split beta into float32 hi + lo: a tiny beta would lose
+            # its precision there (float64 arithmetic is what the float32 kernels emulate)
+            self.x = self.x.astype(np.float64)
+            self.work_shape = xc.shape
 
     def result(self, out: Any) -> tuple[np.ndarray, np.ndarray]:
         """``(res, res3)``: the array to return and its ``(outer, K, inner)`` view to fill."""
@@ -158,8 +174,8 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
     dtype = x3.dtype
     sign, bhi, blo = _scale_args(scale, dtype)
     size = x3.size
-    nthreads = numba.get_num_threads()
-    with parallel_slot(size >= PARALLEL_MIN and nthreads > 1) as parallel:
+    nthreads = numba.get_num_threads() if size >= PARALLEL_MIN else 1  # the call costs 1 us
+    with parallel_slot(nthreads > 1) as parallel:
         if ninner == 1:
             x2 = x3.reshape(nout, k)
             out2 = res3.reshape(nout, k) if res3 is not None else np.empty((nout, 0), dtype)
@@ -182,12 +198,17 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
         out3 = res3 if res3 is not None else np.empty((nout, 0, ninner), dtype)
         cst = np.empty((nout, ninner, 3))
         cms = np.empty((nout, ninner), dtype)
+        # column tasks as wide as the threads allow: whole rows stream, narrow bands of
+        # many rows do not (each row of a band sits on another page)
+        per_outer = -(-nthreads // nout) if parallel else 1  # tasks per outer index
+        width = -(-ninner // per_outer)
+        cw = min(_k.COL_WIDTH, -(-width // 16) * 16)
         if parallel:
-            nt = nout * (-(-ninner // _k.COL_WIDTH))
-            _k.cols_parallel(x3, sign, bhi, blo, kind, out3, cst, cms,
+            nt = nout * (-(-ninner // cw))
+            _k.cols_parallel(x3, sign, bhi, blo, kind, out3, cst, cms, cw,
                              min(nt, 8 * nthreads))
         else:
-            _k.cols_serial(x3, sign, bhi, blo, kind, out3, cst, cms)
+            _k.cols_serial(x3, sign, bhi, blo, kind, out3, cst, cms, cw)
         return cst, cms
 
 
@@ -195,11 +216,36 @@ def _covered(x: np.ndarray, axes: tuple[int, ...]) -> bool:
     return bool(axes) and x.size > 0 and x.dtype in (np.float32, np.float64)
 
 
+def _small_rows(kind: int, x: np.ndarray, scale: Scale, out: Any) -> np.ndarray:
+    """Small C-contiguous input along the last axis without a mask: the serial kernels
+    on a ``(rows, K)`` view, without the layout machinery (the per-call cost of a short
+    vector is mostly Python)."""
+    k = x.shape[-1]
+    x2 = x.reshape(-1, k)
+    if type(out) is np.ndarray and out.dtype == x.dtype and out.flags.c_contiguous:
+        res = out  # shape and writeability were checked by the public layer
+    else:
+        res = np.empty(x.shape, x.dtype)
+    out2 = res.reshape(x2.shape)
+    sign, bhi, blo = _scale_args(scale, x.dtype)
+    _k.rows_small(x2, sign, bhi, blo, kind, out2)
+    return res
+
+
 def _distribution(kind: int, x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, out: Any) -> np.ndarray:
+    if (
+        mask is None
+        and 0 < x.size <= _k.CHUNK
+        and x.size < PARALLEL_MIN
+        and axes == (x.ndim - 1,)
+        and x.flags.c_contiguous
+        and (x.dtype == np.float64 or (x.dtype == np.float32 and scale.factor >= _BETA_MIN_F32))
+    ):
+        return _small_rows(kind, x, scale, out)
     if not _covered(x, axes):
         fn = _reference.softmax if kind == _k.SOFTMAX else _reference.log_softmax
         return fn(np, x, axes, scale, mask)  # type: ignore[no-any-return]
-    lay = _Layout(x, axes, mask, scale.sign)
+    lay = _Layout(x, axes, mask, scale)
     res, res3 = lay.result(out)
     _run(lay, scale, kind, res3)
     res = lay.back(res, out)
@@ -228,31 +274,15 @@ def logsumexp(
     """
     if b is not None or not _covered(x, axes):
         return _reference.logsumexp(np, x, axes, scale, mask, b)  # type: ignore[no-any-return]
-    lay = _Layout(x, axes, mask, scale.sign)
-    if lay.x.dtype == np.float32 and (lay.x.shape[2] > 1 or lay.x.shape[1] < _k.SHORT):
-        # the short-row and column kernels sum float32 input with the float32-accurate
-        # exp; m + log(s) may cancel, so they get float64 input (rows use the float64 exp)
-        lay.x = lay.x.astype(np.float64)
+    lay = _Layout(x, axes, mask, scale)
     st, ms = _run(lay, scale, _k.LOGSUMEXP, None)
-    status = st[..., 0]
-    n0 = st[..., 1]
-    rest = st[..., 2]
-    m = ms.astype(np.float64)
-    with np.errstate(all="ignore"):
-        s_m1 = (n0 - 1.0) + rest
-        small = np.abs(s_m1) < 0.5
-        log_s = np.where(small, np.log1p(np.where(small, s_m1, 0.0)), np.log(n0 + rest))
-        if scale.temperature is not None:
-            m = m / scale.temperature
-        elif scale.beta is not None:
-            m = m * scale.beta
-        lse = m + log_s
-    sign = np.ones_like(lse)
-    lse[status == _k.HAS_INF] = np.inf
-    empty = status == _k.EMPTY
-    lse[empty] = -np.inf
-    sign[empty] = 0.0
-    nan = status == _k.HAS_NAN
-    lse[nan] = np.nan
-    sign[nan] = np.nan
+    lse = np.empty(ms.size)
+    sign = np.empty(ms.size)
+    args = (st.reshape(-1, 3), ms.reshape(-1), scale.beta or 1.0, scale.temperature or 0.0, lse, sign)
+    nthreads = numba.get_num_threads() if ms.size >= _FINISH_PARALLEL_MIN else 1
+    with parallel_slot(nthreads > 1) as parallel:
+        if parallel:
+            _k.lse_finish_parallel(*args, 4 * nthreads)
+        else:
+            _k.lse_finish(*args)
     return lse.reshape(lay.keep_shape), sign.reshape(lay.keep_shape)

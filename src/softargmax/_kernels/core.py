@@ -5,13 +5,16 @@ over memory; for one distribution with entries ``y = sign * x`` (excluded entrie
 
 1. ``m = max(y)`` with ``llvm.maxnum`` (vectorised; a NaN is ignored here and caught in 2).
 2. ``z = beta * (y - m)`` carried as ``z_hi + z_lo`` (TwoSum of the shift and an exact
-   FMA product for the scale, float64 input only: float32 input is computed in float64
-   where the shift is exact), ``e = exp(z)`` (:mod:`._exp`), and the sums ``n0`` (entries
-   with ``z = 0`` exactly, each contributing 1) and ``rest`` (the others). softmax stores
-   ``e`` in ``out`` on the way. A NaN among the included entries makes ``rest`` NaN.
+   FMA product for the scale, in the input's dtype: float32 runs in float32 lanes with
+   :func:`._exp.exp32f`, twice the SIMD width of float64), ``e = exp(z)``, and the
+   float64 sums ``n0`` (the maxima, ``y == m``, each contributing 1) and ``rest`` (the
+   others). softmax stores ``e`` in ``out`` on the way. A NaN among the included entries
+   makes ``rest`` NaN. The unit scale (beta = 1) runs a loop of its own without the
+   products.
 3. softmax: ``out *= 1 / (n0 + rest)`` while the row is still in cache; log_softmax:
    ``out = (z_hi - log_s) + z_lo`` with ``log_s = log1p((n0 - 1) + rest)`` (accurate next
-   to a dominant maximum); logsumexp returns ``(m, n0, rest)`` per distribution.
+   to a dominant maximum; float32 input shifted exactly in float64 there, no exp is
+   needed); logsumexp returns ``(m, n0, rest)`` per distribution.
 
 Distributions whose max is not finite or whose sum is NaN (+inf entries, empty support,
 NaN) go to a scalar routine with the reference's semantics. Layouts:
@@ -19,11 +22,17 @@ NaN) go to a scalar routine with the reference's semantics. Layouts:
 * rows (the reduced axes are the last, contiguous): one task per row, or per chunk of a
   long row (chunks of ``CHUNK`` elements run in parallel; their ``(m, n0, rest)`` are
   merged and a second parallel pass rescales each chunk by ``exp(beta(m_c - m)) / s``);
-* short rows (``K < SHORT``): blocks of rows, the exp pass runs flat over the whole block
-  so that it vectorises across rows;
+* short rows (``K < SHORT``): blocks of rows, transposed into a buffer (``K`` rows of one
+  entry per row) so that every pass vectorises across the rows, and transposed back;
 * columns (the reduced axes are followed by others): ``(outer, K, inner)`` without a
-  transpose copy, vectorised across the contiguous inner dimension with an online
-  (max, sum) pass over blocks of ``K`` and a second pass that writes the output.
+  transpose copy, vectorised across the contiguous inner dimension in tasks as wide as
+  the threads allow (whole rows stream; narrow bands thrash the TLB), with an online
+  (max, sum) pass over blocks of ``K``; softmax stores the exps of that pass and rescales
+  each block by ``exp(beta (m_block - m)) / s`` (one exp per element), log_softmax writes
+  ``z - log s`` in a second pass.
+
+float32 softmax stores ``exp(z) * 2**64`` (``_exp_store``): a normal number down to
+``z = -110``, so the final product by ``2**-64 / s`` rounds a subnormal probability once.
 
 Every kernel exists in a serial form (small inputs: no parallel launch) and a parallel
 one (``prange`` over tasks). Only ``reassoc`` (and ``contract``) fast-math flags are used,
@@ -39,7 +48,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._exp import exp32, exp64, fma, maxnum
+from ._exp import exp32f, exp32f_2p64, exp64, fma, maxnum
 
 SOFTMAX = 0
 LOG_SOFTMAX = 1
@@ -52,14 +61,16 @@ HAS_INF = 2
 EMPTY = 3
 
 CHUNK = 1 << 16  # elements per task of a long row (a float64 chunk is 512 KiB: fits L2)
-SHORT = 64  # rows shorter than this are processed in flat blocks
+SHORT = 64  # rows shorter than this are processed in transposed blocks
 SHORT_BLOCK = 4096  # elements per block of short rows
-COL_WIDTH = 64  # inner columns per task of the column kernel
+COL_WIDTH = 2048  # the widest column task (state arrays of this size); api picks the width
 COL_BLOCK = 32  # rows of K per block of the online column pass
 SUM_BLOCK = 1024  # the sums are accumulated per block, blocks added with compensation
 
 _FLAGS = {"reassoc", "contract"}
 _INF = np.inf
+_INF32 = np.float32(np.inf)
+_ZERO32 = np.float32(0.0)
 
 
 # --------------------------------------------------------------------------- dtype helpers
@@ -99,8 +110,65 @@ def _shift_ov(y, m, bhi, blo):  # type: ignore[no-untyped-def]
         return impl
 
     def impl32(y, m, bhi, blo):  # type: ignore[no-untyped-def]
-        # float32 values are exact in float64 and their difference (nearly) so
-        return (np.float64(y) - np.float64(m)) * bhi, 0.0
+        # the float64 algorithm in float32 arithmetic (twice the SIMD width): beta split
+        # into float32 hi + lo (loop-invariant), TwoSum of the shift, exact FMA product
+        b_hi = np.float32(bhi)
+        b_lo = np.float32((bhi - np.float64(b_hi)) + blo)
+        d = y - m
+        bb = d - y
+        dlo = (y - (d - bb)) + (-m - bb)
+        zhi = d * b_hi
+        zlo = fma(d, b_hi, -zhi) + (d * b_lo + dlo * b_hi)
+        if d == -_INF32 and y > -_INF32:  # overflow of y - m: z is far below exp's range
+            zhi = y * b_hi - m * b_hi
+            zlo = _ZERO32
+        if not (zhi > -_INF32):
+            zlo = _ZERO32
+        return zhi, zlo
+
+    return impl32
+
+
+def _shift_unit(y, m):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_shift_unit, jit_options={"fastmath": {"contract"}})
+def _shift_unit_ov(y, m):  # type: ignore[no-untyped-def]
+    """``z = y - m`` as ``(z_hi, z_lo)`` (TwoSum); ``z_lo`` is meaningless where ``z_hi`` is
+    -inf, which the exp ignores."""
+
+    def impl(y, m):  # type: ignore[no-untyped-def]
+        d = y - m
+        bb = d - y
+        return d, (y - (d - bb)) + (-m - bb)
+
+    return impl
+
+
+def _shift_wide(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_shift_wide, jit_options={"fastmath": {"contract"}})
+def _shift_wide_ov(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+    """``z`` in float64 for an output that needs no exp (log_softmax): float32 input is
+    shifted exactly in float64, float64 input as :func:`_shift` (``unit``: beta = 1)."""
+    if y == types.float64:
+
+        def impl(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+            if unit:
+                zhi, zlo = _shift_unit(y, m)
+                return zhi, (zlo if zhi > -_INF else 0.0)
+            return _shift(y, m, bhi, blo)
+
+        return impl
+
+    def impl32(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+        d = np.float64(y) - np.float64(m)
+        if unit:
+            return d, 0.0
+        return d * bhi, (d * blo if d > -_INF else 0.0)
 
     return impl32
 
@@ -114,9 +182,35 @@ def _exp_z_ov(zhi, zlo, like):  # type: ignore[no-untyped-def]
     """``exp(z_hi + z_lo)`` at the accuracy of ``like``'s dtype."""
     if like == types.float64:
         return lambda zhi, zlo, like: exp64(zhi, zlo)
-    return lambda zhi, zlo, like: exp32(zhi)
+    return lambda zhi, zlo, like: exp32f(zhi, zlo)
 
 
+
+
+def _exp_store(zhi, zlo, like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_exp_store)
+def _exp_store_ov(zhi, zlo, like):  # type: ignore[no-untyped-def]
+    """What softmax stores before it divides by the sum: ``exp(z)`` (float64), or
+    ``exp(z) * 2**64`` (float32: no subnormal is rounded before the final product, which
+    rounds once). The sum of the stored values normalises either."""
+    if like == types.float64:
+        return lambda zhi, zlo, like: exp64(zhi, zlo)
+    return lambda zhi, zlo, like: exp32f_2p64(zhi, zlo)
+
+
+def _store_unit(like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_store_unit)
+def _store_unit_ov(like):  # type: ignore[no-untyped-def]
+    """``exp(0)`` as ``_exp_store`` gives it: 1, or ``2**64`` for float32."""
+    if like == types.float64:
+        return lambda like: 1.0
+    return lambda like: 2.0**64
 
 
 @njit(cache=True)
@@ -149,56 +243,87 @@ def _row_max(x, sign):  # type: ignore[no-untyped-def]
     return m
 
 
+@njit(inline="always")
+def _z(y, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+    """``_shift``, or its unit-scale form when ``unit`` (a constant at each call site:
+    the kernels run one loop per case so that the unit loop carries no products)."""
+    if unit:
+        return _shift_unit(y, m)
+    return _shift(y, m, bhi, blo)
+
+
+@njit(cache=True)
+def _is_unit(bhi, blo):  # type: ignore[no-untyped-def]
+    return bhi == 1.0 and blo == 0.0
+
+
+@njit(inline="always")
+def _sums_loop(x, sign, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+    zero = sign - sign
+    one = sign * sign
+    n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
+    rest = 0.0
+    for i in range(x.shape[0]):
+        y = x[i] * sign
+        zhi, zlo = _z(y, m, bhi, blo, unit)
+        e = _exp_z(zhi, zlo, sign)
+        top = y == m  # z == 0 exactly: exp(z) = 1, counted apart
+        n0 += one if top else zero
+        rest += 0.0 if top else e
+    return np.float64(n0), rest
+
+
 @njit(cache=True, fastmath=_FLAGS)
 def _block_sums(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
-    n0 = 0.0
-    rest = 0.0
-    for i in range(x.shape[0]):
-        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
-        e = _exp_z(zhi, zlo, sign)
-        top = np.float64((zhi == 0.0) & (zlo == 0.0))
-        n0 += top
-        rest += e * (1.0 - top)
-    return n0, rest
+    """``(n0, rest)`` over one block: the number of maxima (``y == m``, each ``exp(0) = 1``)
+    and the float64 sum of ``exp(z)`` over the other entries (float32 exps, computed in
+    float32 lanes, are widened as they are added)."""
+    if _is_unit(bhi, blo):
+        return _sums_loop(x, sign, m, bhi, blo, True)
+    return _sums_loop(x, sign, m, bhi, blo, False)
 
 
-@njit(cache=True, fastmath=_FLAGS)
-def _block_sums_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
-    """As :func:`_block_sums` with the float64 exp for every dtype (logsumexp needs the
-    sum to float64 accuracy: ``m + log s`` may cancel)."""
-    n0 = 0.0
-    rest = 0.0
+@njit(inline="always")
+def _store_loop(x, sign, m, bhi, blo, out, unit, scaled):  # type: ignore[no-untyped-def]
+    total = 0.0
     for i in range(x.shape[0]):
-        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
-        e = exp64(zhi, zlo)
-        top = np.float64((zhi == 0.0) & (zlo == 0.0))
-        n0 += top
-        rest += e * (1.0 - top)
-    return n0, rest
+        zhi, zlo = _z(x[i] * sign, m, bhi, blo, unit)
+        e = _exp_store(zhi, zlo, sign) if scaled else _exp_z(zhi, zlo, sign)
+        out[i] = e
+        total += e
+    return 0.0, total
 
 
 @njit(cache=True, fastmath=_FLAGS)
 def _block_sums_store(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
     """Stores ``exp(z)`` in ``out`` and returns ``(0, sum)``: softmax needs only the total
     ``s = n0 + rest``, not the split that keeps ``log s`` accurate, so the loop is lighter."""
-    total = 0.0
-    for i in range(x.shape[0]):
-        zhi, zlo = _shift(x[i] * sign, m, bhi, blo)
-        e = _exp_z(zhi, zlo, sign)
-        out[i] = e
-        total += e
-    return 0.0, total
+    if _is_unit(bhi, blo):
+        return _store_loop(x, sign, m, bhi, blo, out, True, False)
+    return _store_loop(x, sign, m, bhi, blo, out, False, False)
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _block_store_scaled(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
+    """As :func:`_block_sums_store`, storing what ``_exp_store`` gives (float32:
+    ``exp(z) * 2**64``) and returning the sum of the stored values: softmax's own pass."""
+    if _is_unit(bhi, blo):
+        return _store_loop(x, sign, m, bhi, blo, out, True, True)
+    return _store_loop(x, sign, m, bhi, blo, out, False, True)
 
 
 @njit(cache=True)
 def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped-def]
-    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``; float64 exp if ``lse``."""
+    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``.
+
+    ``lse`` (logsumexp) is kept for the callers: every dtype's sum is accurate enough
+    for ``m + log s`` (the float32 exp errs by about 1e-7 relative, so ``log s`` by 1e-7
+    absolute, within the bound ``eps * (|m| + |lse|)`` that the condition allows).
+    """
     n = x.shape[0]
     if n <= SUM_BLOCK:
         if store:
             return _block_sums_store(x, sign, m, bhi, blo, out)
-        if lse:
-            return _block_sums_lse(x, sign, m, bhi, blo)
         return _block_sums(x, sign, m, bhi, blo)
     n0 = 0.0
     rest = 0.0
@@ -208,13 +333,27 @@ def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped
         # slices, not range(lo, hi): a run-time lower bound makes numba emit gathers
         if store:
             a, b = _block_sums_store(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
-        elif lse:
-            a, b = _block_sums_lse(x[lo:hi], sign, m, bhi, blo)
         else:
             a, b = _block_sums(x[lo:hi], sign, m, bhi, blo)
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
     return n0, rest + comp
+
+
+@njit(cache=True)
+def _row_store_scaled(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
+    """softmax's exp pass over a row: :func:`_block_store_scaled` per block, the block
+    sums added with compensation; returns ``(0, sum of the stored values)``."""
+    n = x.shape[0]
+    if n <= SUM_BLOCK:
+        return _block_store_scaled(x, sign, m, bhi, blo, out)
+    rest = 0.0
+    comp = 0.0
+    for lo in range(0, n, SUM_BLOCK):
+        hi = min(n, lo + SUM_BLOCK)
+        _, b = _block_store_scaled(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
+        rest, comp = _two_sum_add(rest, comp, b)
+    return 0.0, rest + comp
 
 
 @njit(cache=True, fastmath=_FLAGS)
@@ -229,11 +368,20 @@ def _fill(out, v):  # type: ignore[no-untyped-def]
         out[i] = v
 
 
+@njit(inline="always")
+def _log_loop(x, sign, m, bhi, blo, log_s, out, unit):  # type: ignore[no-untyped-def]
+    for i in range(x.shape[0]):
+        zhi, zlo = _shift_wide(x[i] * sign, m, bhi, blo, unit)
+        out[i] = (zhi - log_s) + zlo
+
+
 @njit(cache=True, fastmath=_FLAGS)
 def _row_log(x, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-def]
-    for i in range(x.shape[0]):
-        zhi, zlo = _shift((x[i] * sign), m, bhi, blo)
-        out[i] = (zhi - log_s) + zlo
+    """``out = z - log_s`` (log_softmax's output pass)."""
+    if _is_unit(bhi, blo):
+        _log_loop(x, sign, m, bhi, blo, log_s, out, True)
+    else:
+        _log_loop(x, sign, m, bhi, blo, log_s, out, False)
 
 
 @njit(cache=True)
@@ -278,7 +426,10 @@ def _row(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
     if not _finite(m):
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
-    n0, rest = _row_sums(x, sign, m, bhi, blo, out, kind == SOFTMAX, kind == LOGSUMEXP)
+    if kind == SOFTMAX:
+        n0, rest = _row_store_scaled(x, sign, m, bhi, blo, out)
+    else:
+        n0, rest = _row_sums(x, sign, m, bhi, blo, out, False, kind == LOGSUMEXP)
     if rest != rest:
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
@@ -312,7 +463,10 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
             n0 = 0.0
             rest = 0.0
             if _finite(m):
-                n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, kind == SOFTMAX, kind == LOGSUMEXP)
+                if kind == SOFTMAX:  # (softmax's sums are of the stored, scaled values)
+                    n0, rest = _row_store_scaled(xv, sign, m, bhi, blo, ov)
+                else:
+                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, False, kind == LOGSUMEXP)
                 status = HAS_NAN if rest != rest else NORMAL
             else:
                 status, _ = _special(xv, sign, LOGSUMEXP, ov)
@@ -345,7 +499,7 @@ def _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ig
                     rest, comp = _two_sum_add(rest, comp, st[t, 2])
                 elif _finite(ms[t]):
                     zhi, zlo = _shift(ms[t], m, bhi, blo)
-                    f = exp64(zhi, zlo)
+                    f = exp64(np.float64(zhi), np.float64(zlo))
                     rest, comp = _two_sum_add(rest, comp, (st[t, 1] + st[t, 2]) * f)
         rst[r, 0] = status
         rst[r, 1] = n0
@@ -372,105 +526,225 @@ def _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # typ
                 _fill(ov, 0.0)
             else:
                 zhi, zlo = _shift(mc, m, bhi, blo)
-                _scale_out(ov, _exp_z(zhi, zlo, sign) / s)
+                _scale_out(ov, exp64(np.float64(zhi), np.float64(zlo)) / s)
         else:
             _row_log(x[r, lo:hi], sign, m, bhi, blo, _log_s(rst[r, 1], rst[r, 2]), ov)
 
 
 # --------------------------------------------------------------------------- short rows
+@njit(inline="always")
+def _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, store, unit):  # type: ignore[no-untyped-def]
+    """The exp pass over a transposed block ``xt[j * nr + r]``, vectorised across rows:
+    the maxima counted in ``n0``, the other exps summed in ``rest``; with ``store``
+    (softmax) ``et`` receives what ``_exp_store`` gives (float32: ``exp(z) * 2**64``, and
+    ``rest`` is of those)."""
+    for r in range(nr):
+        n0[r] = 0.0
+        rest[r] = 0.0
+    for j in range(k):
+        xj = xt[j * nr:(j + 1) * nr]
+        ej = et[j * nr:(j + 1) * nr]
+        if store:
+            for r in range(nr):
+                y = xj[r] * sign
+                zhi, zlo = _z(y, mm[r], bhi, blo, unit)
+                e = _exp_store(zhi, zlo, sign)
+                ej[r] = e
+                top = y == mm[r]
+                n0[r] += 1.0 if top else 0.0
+                rest[r] += 0.0 if top else e
+        else:
+            for r in range(nr):
+                y = xj[r] * sign
+                zhi, zlo = _z(y, mm[r], bhi, blo, unit)
+                e = _exp_z(zhi, zlo, sign)
+                top = y == mm[r]
+                n0[r] += 1.0 if top else 0.0
+                rest[r] += 0.0 if top else e
+
+
+@njit(inline="always")
+def _short_log(xt, sign, mm, bhi, blo, f, et, nr, k, unit):  # type: ignore[no-untyped-def]
+    for j in range(k):
+        xj = xt[j * nr:(j + 1) * nr]
+        ej = et[j * nr:(j + 1) * nr]
+        for r in range(nr):
+            zhi, zlo = _shift_wide(xj[r] * sign, mm[r], bhi, blo, unit)
+            ej[r] = (zhi - f[r]) + zlo
+
+
+@njit(cache=True)
+def _transpose_index(tidx, oidx, nr, k):  # type: ignore[no-untyped-def]
+    """``xt[t] = xf[tidx[t]]`` transposes a block of ``nr`` rows; ``out[i] = et[oidx[i]]`` back."""
+    for j in range(k):
+        for r in range(nr):
+            tidx[j * nr + r] = r * k + j
+            oidx[r * k + j] = j * nr + r
+
+
 @njit(cache=True, fastmath=_FLAGS)
 def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: ignore[no-untyped-def]
-    """Blocks ``b0..b1`` of ``rpb`` short rows each; the exp pass runs flat over a block."""
+    """Blocks ``b0..b1`` of ``rpb`` short rows each, transposed so that every pass runs
+    vectorised across the rows of a block (the rows themselves are too short to vectorise)."""
     nrow, k = x.shape
     ninf = _neg_inf(sign)
     zero = sign - sign
+    unit = _is_unit(bhi, blo)
+    store = kind == SOFTMAX
+    big = _store_unit(sign)  # what exp(0) is stored as
     xflat = x.reshape(nrow * k)
     oflat = out.reshape(out.size)
     n = rpb * k
-    mexp = np.empty(n, dtype=x.dtype)
-    ebuf = np.empty(n)
-    cbuf = np.empty(n)
-    fbuf = np.empty(n)
+    xt = np.empty(n, dtype=x.dtype)
+    et = np.empty(n, dtype=x.dtype)
+    tidx = np.empty(n, dtype=np.int64)
+    oidx = np.empty(n, dtype=np.int64)
+    m = np.empty(rpb, dtype=x.dtype)
+    mm = np.empty(rpb, dtype=x.dtype)
+    n0 = np.empty(rpb)
+    rest = np.empty(rpb)
+    f = np.empty(rpb)
+    built = -1
     for b in range(b0, b1):
         r0 = b * rpb
         r1 = min(nrow, r0 + rpb)
+        nr = r1 - r0
+        nb = nr * k
+        if nr != built:
+            _transpose_index(tidx, oidx, nr, k)
+            built = nr
         xf = xflat[r0 * k:r1 * k]
         of = oflat[r0 * k:r1 * k]
-        nb = (r1 - r0) * k
-        # per-row max, broadcast to the row's entries (0 for rows with no finite max)
-        for r in range(r1 - r0):
-            m = ninf
-            for j in range(r * k, r * k + k):
-                m = maxnum(m, (xf[j] * sign))
-            rms[r0 + r] = m
-            if not _finite(m):
-                m = zero
-            for j in range(r * k, r * k + k):
-                mexp[j] = m
-        # flat: exp and the "is a maximum" indicator
-        for i in range(nb):
-            zhi, zlo = _shift((xf[i] * sign), mexp[i], bhi, blo)
-            e = _exp_z(zhi, zlo, sign)
-            top = np.float64((zhi == 0.0) & (zlo == 0.0))
-            cbuf[i] = top
-            ebuf[i] = e * (1.0 - top)
-        # per-row sums, the factor broadcast to the entries
-        for r in range(r1 - r0):
-            n0 = 0.0
-            rest = 0.0
-            for j in range(r * k, r * k + k):
-                n0 += cbuf[j]
-                rest += ebuf[j]
-            status = NORMAL if (_finite(rms[r0 + r]) and rest == rest) else HAS_NAN
-            rst[r0 + r, 0] = status
-            rst[r0 + r, 1] = n0
-            rst[r0 + r, 2] = rest
-            if kind == LOGSUMEXP:
-                continue
-            if status != NORMAL:
-                f = 0.0  # overwritten below
+        for t in range(nb):
+            xt[t] = xf[tidx[t]]
+        # per-row max (0 where no max is finite: those rows are redone by _special)
+        for r in range(nr):
+            m[r] = ninf
+        for j in range(k):
+            xj = xt[j * nr:(j + 1) * nr]
+            for r in range(nr):
+                m[r] = maxnum(m[r], xj[r] * sign)
+        for r in range(nr):
+            mm[r] = m[r] if _finite(m[r]) else zero
+        if unit:
+            _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, store, True)
+        else:
+            _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, store, False)
+        special = False
+        for r in range(nr):
+            normal = _finite(m[r]) and rest[r] == rest[r]
+            special |= not normal
+            rst[r0 + r, 0] = NORMAL if normal else HAS_NAN
+            rst[r0 + r, 1] = n0[r]
+            rst[r0 + r, 2] = rest[r] / big if store else rest[r]  # exact: a power of 2
+            rms[r0 + r] = m[r]
+            if not normal:
+                f[r] = 0.0  # the row is rewritten by _special below
             elif kind == SOFTMAX:
-                f = 1.0 / (n0 + rest)
-            else:
-                f = _log_s(n0, rest)
-            for j in range(r * k, r * k + k):
-                fbuf[j] = f
+                f[r] = 1.0 / (n0[r] * big + rest[r])
+            elif kind == LOG_SOFTMAX:
+                f[r] = _log_s(n0[r], rest[r])
         if kind == SOFTMAX:
-            for i in range(nb):
-                of[i] = (ebuf[i] + cbuf[i]) * fbuf[i]
+            for j in range(k):
+                ej = et[j * nr:(j + 1) * nr]
+                for r in range(nr):
+                    ej[r] = ej[r] * f[r]
         elif kind == LOG_SOFTMAX:
+            if unit:
+                _short_log(xt, sign, mm, bhi, blo, f, et, nr, k, True)
+            else:
+                _short_log(xt, sign, mm, bhi, blo, f, et, nr, k, False)
+        if kind != LOGSUMEXP:
             for i in range(nb):
-                zhi, zlo = _shift((xf[i] * sign), mexp[i], bhi, blo)
-                of[i] = (zhi - fbuf[i]) + zlo
+                of[i] = et[oidx[i]]
         # rows with NaN, +inf or empty support
-        for r in range(r0, r1):
-            if rst[r, 0] != NORMAL:
-                status, _ = _special(x[r], sign, kind, out[r])
-                rst[r, 0] = status
+        if special:
+            for r in range(r0, r1):
+                if rst[r, 0] != NORMAL:
+                    status, _ = _special(x[r], sign, kind, out[r])
+                    rst[r, 0] = status
 
 
 # --------------------------------------------------------------------------- columns
-@njit(cache=True, fastmath=_FLAGS)
-def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[no-untyped-def]
-    """Tasks ``t0..t1`` of the column layout ``(outer, K, inner)``: ``COL_WIDTH`` columns each.
+@njit(inline="always")
+def _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, store, unit):  # type: ignore[no-untyped-def]
+    for j in range(xr.shape[0]):
+        y = xr[j] * sign
+        zhi, zlo = _z(y, mm[j], bhi, blo, unit)
+        if store:
+            e = _exp_store(zhi, zlo, sign)
+            orow[j] = e
+            bsum[j] += e
+        else:
+            e = _exp_z(zhi, zlo, sign)
+            top = y == mm[j]
+            n0[j] += 1.0 if top else 0.0
+            bsum[j] += 0.0 if top else e
 
-    Per-column ``(status, n0, rest)`` go to ``cst[o, j]`` and the max to ``cms[o, j]``.
+
+@njit(cache=True, fastmath=_FLAGS)
+def _col_row(xr, sign, mm, bhi, blo, n0, bsum, orow, store):  # type: ignore[no-untyped-def]
+    """One row of a column task: exps relative to ``mm`` summed per column; softmax
+    (``store``) keeps the total and stores the exps in ``orow``, the others split off the
+    maxima into ``n0``. (Row views come from the caller: views made in an inlined loop
+    cost a reference count each.)"""
+    if _is_unit(bhi, blo):
+        if store:
+            _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, True, True)
+        else:
+            _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, False, True)
+    elif store:
+        _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, True, False)
+    else:
+        _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, False, False)
+
+
+@njit(inline="always")
+def _col_log_loop(xr, sign, m, bhi, blo, f, orow, unit):  # type: ignore[no-untyped-def]
+    for j in range(xr.shape[0]):
+        zhi, zlo = _shift_wide(xr[j] * sign, m[j], bhi, blo, unit)
+        orow[j] = (zhi - f[j]) + zlo
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _col_log(xr, sign, m, bhi, blo, f, orow):  # type: ignore[no-untyped-def]
+    if _is_unit(bhi, blo):
+        _col_log_loop(xr, sign, m, bhi, blo, f, orow, True)
+    else:
+        _col_log_loop(xr, sign, m, bhi, blo, f, orow, False)
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw, t0, t1):  # type: ignore[no-untyped-def]
+    """Tasks ``t0..t1`` of the column layout ``(outer, K, inner)``: ``cw`` columns each
+    (wide tasks stream whole rows; narrow ones, 256 B a row, thrash the TLB: 2-3x).
+
+    One online pass over blocks of ``COL_BLOCK`` rows (block max, rescale of the running
+    sums, exps relative to the running max); softmax stores those exps and the shift of
+    each block, and its second pass only multiplies by ``exp(beta (m_block - m)) / s``
+    (one exp per element in all). Per-column ``(status, n0, rest)`` go to ``cst[o, j]``
+    and the max to ``cms[o, j]``.
     """
     nout, k, ninner = x.shape
-    nw = (ninner + COL_WIDTH - 1) // COL_WIDTH
+    nw = (ninner + cw - 1) // cw
     ninf = _neg_inf(sign)
     zero = sign - sign
-    m = np.empty(COL_WIDTH, dtype=x.dtype)
-    bm = np.empty(COL_WIDTH, dtype=x.dtype)
-    n0 = np.empty(COL_WIDTH)
-    rest = np.empty(COL_WIDTH)
-    comp = np.empty(COL_WIDTH)  # Neumaier compensation of rest, per column
-    bsum = np.empty(COL_WIDTH)  # the block's sum, added to rest with compensation
-    f = np.empty(COL_WIDTH)
+    store = kind == SOFTMAX
+    nkb = (k + COL_BLOCK - 1) // COL_BLOCK
+    m = np.empty(cw, dtype=x.dtype)
+    mm = np.empty(cw, dtype=x.dtype)
+    bm = np.empty(cw, dtype=x.dtype)
+    mblk = np.empty((nkb if store else 1, cw), dtype=x.dtype)  # softmax: shift per block
+    n0 = np.empty(cw)
+    rest = np.empty(cw)
+    comp = np.empty(cw)  # Neumaier compensation of rest, per column
+    bsum = np.empty(cw)  # the block's sum, added to rest with compensation
+    f = np.empty(cw)
+    none = np.empty(0, dtype=out.dtype)
     for t in range(t0, t1):
         o = t // nw
-        j0 = (t - o * nw) * COL_WIDTH
-        j1 = min(ninner, j0 + COL_WIDTH)
+        j0 = (t - o * nw) * cw
+        j1 = min(ninner, j0 + cw)
         w = j1 - j0
         for j in range(w):
             m[j] = ninf
@@ -489,20 +763,19 @@ def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[
             for j in range(w):
                 if bm[j] > m[j]:
                     zhi, zlo = _shift(m[j], bm[j], bhi, blo)
-                    rest[j] = (n0[j] + (rest[j] + comp[j])) * _exp_z(zhi, zlo, sign)
+                    rest[j] = (n0[j] + (rest[j] + comp[j])) * exp64(np.float64(zhi), np.float64(zlo))
                     comp[j] = 0.0
                     n0[j] = 0.0
                     m[j] = bm[j]
                 bsum[j] = 0.0
-            for i in range(kb, ke):
-                xr = x[o, i, j0:j1]
+                mm[j] = m[j] if _finite(m[j]) else zero
+            if store:
+                mb = mblk[kb // COL_BLOCK]
                 for j in range(w):
-                    mj = m[j] if _finite(m[j]) else zero
-                    zhi, zlo = _shift((xr[j] * sign), mj, bhi, blo)
-                    e = _exp_z(zhi, zlo, sign)
-                    top = np.float64((zhi == 0.0) & (zlo == 0.0))
-                    n0[j] += top
-                    bsum[j] += e * (1.0 - top)
+                    mb[j] = mm[j]
+            for i in range(kb, ke):
+                _col_row(x[o, i, j0:j1], sign, mm, bhi, blo, n0, bsum,
+                         out[o, i, j0:j1] if store else none, store)
             for j in range(w):
                 rest[j], comp[j] = _two_sum_add(rest[j], comp[j], bsum[j])
         special = False
@@ -523,19 +796,18 @@ def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, t0, t1):  # type: ignore[
             elif kind == LOG_SOFTMAX:
                 f[j] = _log_s(n0[j], rest[j])
         if kind == SOFTMAX:
-            for i in range(k):
-                xr = x[o, i, j0:j1]
-                orow = out[o, i, j0:j1]
-                for j in range(w):
-                    zhi, zlo = _shift((xr[j] * sign), m[j], bhi, blo)
-                    orow[j] = _exp_z(zhi, zlo, sign) * f[j]
+            for kb in range(0, k, COL_BLOCK):
+                mb = mblk[kb // COL_BLOCK]
+                for j in range(w):  # the factor of the block's exps, from its shift
+                    zhi, zlo = _shift(mb[j], m[j], bhi, blo)
+                    bsum[j] = exp64(np.float64(zhi), np.float64(zlo)) * f[j]
+                for i in range(kb, min(k, kb + COL_BLOCK)):
+                    orow = out[o, i, j0:j1]
+                    for j in range(w):
+                        orow[j] = orow[j] * bsum[j]
         elif kind == LOG_SOFTMAX:
             for i in range(k):
-                xr = x[o, i, j0:j1]
-                orow = out[o, i, j0:j1]
-                for j in range(w):
-                    zhi, zlo = _shift((xr[j] * sign), m[j], bhi, blo)
-                    orow[j] = (zhi - f[j]) + zlo
+                _col_log(x[o, i, j0:j1], sign, m, bhi, blo, f, out[o, i, j0:j1])
         if special:
             for j in range(j0, j1):
                 if cst[o, j, 0] != NORMAL:
@@ -585,14 +857,64 @@ def short_serial(x, sign, bhi, blo, kind, out, rst, rms, rpb):  # type: ignore[n
 
 
 @njit(parallel=True, cache=True)
-def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, ntask):  # type: ignore[no-untyped-def]
-    nt = x.shape[0] * ((x.shape[2] + COL_WIDTH - 1) // COL_WIDTH)
+def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, cw, ntask):  # type: ignore[no-untyped-def]
+    nt = x.shape[0] * ((x.shape[2] + cw - 1) // cw)
     for b in prange(ntask):
-        _col_tasks(x, sign, bhi, blo, kind, out, cst, cms,
+        _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw,
                    b * nt // ntask, (b + 1) * nt // ntask)
 
 
 @njit(cache=True)
-def cols_serial(x, sign, bhi, blo, kind, out, cst, cms):  # type: ignore[no-untyped-def]
-    nt = x.shape[0] * ((x.shape[2] + COL_WIDTH - 1) // COL_WIDTH)
-    _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, 0, nt)
+def cols_serial(x, sign, bhi, blo, kind, out, cst, cms, cw):  # type: ignore[no-untyped-def]
+    nt = x.shape[0] * ((x.shape[2] + cw - 1) // cw)
+    _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw, 0, nt)
+
+
+@njit(cache=True)
+def rows_small(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
+    """Small inputs along the last axis, on the calling thread: rows of at most ``CHUNK``
+    (short rows in transposed blocks). Fewer arguments than :func:`rows_serial` (a numba call
+    pays for each); the statistics stay inside."""
+    nout, k = x.shape
+    rst = np.empty((nout, 3))
+    rms = np.empty(nout, dtype=x.dtype)
+    if k < SHORT and nout > 1:
+        _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, max(1, SHORT_BLOCK // k),
+                     0, (nout + max(1, SHORT_BLOCK // k) - 1) // max(1, SHORT_BLOCK // k))
+    else:
+        _rows_tasks(x, sign, bhi, blo, kind, out, rst, rms, 1, 0, nout)
+
+
+@njit(parallel=True, cache=True)
+def lse_finish_parallel(st, ms, beta, temperature, lse, sign, ntask):  # type: ignore[no-untyped-def]
+    """:func:`lse_finish` in ``ntask`` parallel ranges."""
+    n = ms.shape[0]
+    for b in prange(ntask):
+        _lse_finish(st, ms, beta, temperature, lse, sign, b * n // ntask, (b + 1) * n // ntask)
+
+
+@njit(cache=True)
+def lse_finish(st, ms, beta, temperature, lse, sign):  # type: ignore[no-untyped-def]
+    """logsumexp from the statistics ``(status, n0, rest)`` and max of each distribution:
+    ``m * beta + log s`` (``m / temperature`` if ``temperature``), +inf, -inf or NaN.
+    (A scalar log each, about 17 ns; NumPy on the strided statistics is 3x slower.)"""
+    _lse_finish(st, ms, beta, temperature, lse, sign, 0, ms.shape[0])
+
+
+@njit(cache=True)
+def _lse_finish(st, ms, beta, temperature, lse, sign, i0, i1):  # type: ignore[no-untyped-def]
+    for i in range(i0, i1):
+        status = st[i, 0]
+        sign[i] = 1.0
+        if status == NORMAL:
+            m = np.float64(ms[i])
+            m = m / temperature if temperature != 0.0 else m * beta
+            lse[i] = m + _log_s(st[i, 1], st[i, 2])
+        elif status == HAS_INF:
+            lse[i] = _INF
+        elif status == EMPTY:
+            lse[i] = -_INF
+            sign[i] = 0.0
+        else:
+            lse[i] = np.nan
+            sign[i] = np.nan
