@@ -46,10 +46,19 @@ def cast(a, dtype):
 
 
 def assert_same_state(got, want, rtol):
+    """Equal states. The float64 exp's ``rest`` matches elementwise; the float32 exp's
+    (``rtol`` above 1e-12) to ``rtol`` of the sum ``n0 + rest``: it flushes terms below
+    float32's range, which are nothing next to the maxima's ``n0 >= 1``."""
     np.testing.assert_array_equal(got.nan, want.nan)
     np.testing.assert_array_equal(got.m, want.m)
     np.testing.assert_allclose(got.n0, want.n0, rtol=0)
-    np.testing.assert_allclose(got.rest, want.rest, rtol=rtol, atol=1e-300)
+    if rtol <= 1e-12:
+        np.testing.assert_allclose(got.rest, want.rest, rtol=rtol, atol=1e-300)
+        return
+    ok = ~np.asarray(want.nan)
+    err = np.abs(got.rest - want.rest)[ok]
+    bound = rtol * (want.n0 + want.rest)[ok]
+    assert np.all(err <= bound), float(np.max(err / np.maximum(bound, 1e-300)))
 
 
 def adversarial(shape, dtype, rng):
@@ -89,8 +98,9 @@ def test_state_kernels_equal_reference(shape, axes, dtype, threads):
             want = s._block_state(x, axes, scale, m, None, np.float64, "reference")
             for precise in (True, False):
                 got = s._block_state(x, axes, scale, m, None, np.float64, "numba", precise)
-                # float32 data summed with the float32-accurate exp when not precise
-                rtol = 1e-8 if (dtype == np.float32 and not precise) else 1e-13
+                # float32 data summed with the float32 exp (float32 lanes, ~1 ulp) when not
+                # precise: the state is accurate to float32 rounding, all a float32 softmax needs
+                rtol = 3e-7 if (dtype == np.float32 and not precise) else 1e-13
                 assert_same_state(got, want, rtol)
 
 
@@ -143,7 +153,7 @@ def test_rows_cut_in_pieces(dtype, threads):
         want = s._block_state(x, (1,), scale, None, None, np.float64, "reference")
         for precise in (True, False):
             got = s._block_state(x, (1,), scale, None, None, np.float64, "numba", precise)
-            assert_same_state(got, want, 1e-8 if (dtype == np.float32 and not precise) else 1e-13)
+            assert_same_state(got, want, 3e-7 if (dtype == np.float32 and not precise) else 1e-13)
         np.testing.assert_array_equal(want.n0[2], 2.0)
         for name in ("softmax", "log_softmax"):
             ref = s._normalise(name, x, (1,), scale, None, want, np.float64, "reference")
@@ -178,7 +188,7 @@ def test_kernels_equal_reference_hypothesis(case):
     want = s._block_state(x, axes, scale, mask, None, np.float64, "reference")
     for precise in (True, False):
         got = s._block_state(x, axes, scale, mask, None, np.float64, "numba", precise)
-        assert_same_state(got, want, 1e-7 if (dtype == np.float32 and not precise) else 1e-12)
+        assert_same_state(got, want, 3e-7 if (dtype == np.float32 and not precise) else 1e-12)
     state = want
     if other is not None:
         extra = s._block_state(np.full(want.m.shape, other), axes, scale, None, None, np.float64, "reference")

@@ -159,7 +159,7 @@ def _kernel_state(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any,
     from ._kernels import core as kc
     from ._kernels import streaming as kern
 
-    lay = api._Layout(x, axes, mask, scale.sign)
+    lay = api._Layout(x, axes, mask, scale)
     nout, k, ninner = lay.x.shape
     if ninner == 1 and (k >= kc.SHORT or nout == 1):
         x2 = lay.x.reshape(nout, k)
@@ -209,7 +209,7 @@ def _kernel_normalise(
     from ._kernels import core as kc
     from ._kernels import streaming as kern
 
-    lay = api._Layout(x, axes, mask, scale.sign)
+    lay = api._Layout(x, axes, mask, scale)
     x3 = lay.x
     nout, k, ninner = x3.shape
     res, res3 = lay.result(out)
@@ -426,7 +426,7 @@ def _whole_rows(name: str, x: np.ndarray, axes: tuple[int, ...], scale: Scale, m
     from ._kernels import streaming as kern
 
     kind = kc.SOFTMAX if name == "softmax" else kc.LOG_SOFTMAX
-    lay = api._Layout(x, axes, mask, scale.sign)
+    lay = api._Layout(x, axes, mask, scale)
     nout, k, _ = lay.x.shape
     res, res3 = lay.result(out)
     kern.whole_rows_serial(lay.x.reshape(nout, k), *api._scale_args(scale, lay.x.dtype), kind, res3.reshape(nout, k))
