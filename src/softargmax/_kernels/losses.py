@@ -116,32 +116,35 @@ def _exp_plain_ov(d):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(inline="always")
-def _exp_loop(x, m, out, store):  # type: ignore[no-untyped-def]
-    n0 = 0.0
+def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
+    # ``x[i] * one`` (one = 1 in x's dtype, as the core kernels' sign) keeps this loop
+    # vectorised: without the product LLVM emits scalar code (7x slower)
+    zero = one - one
+    n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
     rest = 0.0
     for i in range(x.shape[0]):
-        d = x[i] - m
-        e = _exp_plain(d)
+        y = x[i] * one
+        e = _exp_plain(y - m)
         if store:
             out[i] = e
-        top = d == 0
-        n0 += 1.0 if top else 0.0
+        top = y == m
+        n0 += one if top else zero
         rest += 0.0 if top else e
-    return n0, rest
+    return np.float64(n0), rest
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _block_exp(x, m, out, store):  # type: ignore[no-untyped-def]
+def _block_exp(x, one, m, out, store):  # type: ignore[no-untyped-def]
     """``(n0, rest)`` of ``exp(x - m)`` over a block: the entries equal to the max (each
     ``exp(0) = 1``) and the float64 sum of the others; stores each ``exp(x - m)`` in
     ``out`` if ``store``. The shift is rounded once (see the module's notes)."""
     if store:
-        return _exp_loop(x, m, out, True)
-    return _exp_loop(x, m, out, False)
+        return _exp_loop(x, one, m, out, True)
+    return _exp_loop(x, one, m, out, False)
 
 
 @nb.njit(cache=True)
-def _row_exp(x, m, out, store):  # type: ignore[no-untyped-def]
+def _row_exp(x, one, m, out, store):  # type: ignore[no-untyped-def]
     """:func:`_block_exp` over a whole row, the blocks' sums added with compensation."""
     n = x.shape[0]
     n0 = 0.0
@@ -149,7 +152,7 @@ def _row_exp(x, m, out, store):  # type: ignore[no-untyped-def]
     comp = 0.0
     for lo in range(0, n, SUM_BLOCK):
         hi = min(n, lo + SUM_BLOCK)
-        a, b = _block_exp(x[lo:hi], m, out[lo:hi] if store else out, store)
+        a, b = _block_exp(x[lo:hi], one, m, out[lo:hi] if store else out, store)
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
     return n0, rest + comp
@@ -281,17 +284,17 @@ def _prob_special(x, q, w, eps, zl, scale, g, grad):  # type: ignore[no-untyped-
 
 # --------------------------------------------------------------------------- rows
 @nb.njit(cache=True)
-def _index_finish(x, y, a, eps, zl, scale, m, n0, rest):  # type: ignore[no-untyped-def]
-    """Loss of a normal row from its ``(m, n0, rest)``, and the gradient's coefficients
-    ``(k, su, sy)``: the gradient is ``k * exp(x - m) / (n0 + rest) - su``, minus ``sy``
-    at the target."""
-    n = x.shape[0]
+def _index_finish(x_y, below, n, a, eps, zl, scale, m, n0, rest):  # type: ignore[no-untyped-def]
+    """Loss of a normal row of ``n`` classes from its ``(m, n0, rest)``, its target's
+    logit ``x_y`` and ``below = sum_c (m - x_c)`` (used only if ``eps > 0``), and the
+    gradient's coefficients ``(k, su, sy)``: the gradient is
+    ``k * exp(x - m) / (n0 + rest) - su``, minus ``sy`` at the target."""
     log_s = _log_s(n0, rest)
     loss = log_s
     if eps < 1:
-        loss += (1.0 - eps) * (np.float64(m) - np.float64(x[y]))
+        loss += (1.0 - eps) * (np.float64(m) - np.float64(x_y))
     if eps > 0:
-        loss += eps * (_sum_below(x, m) / n)
+        loss += eps * (below / n)
     loss *= a
     lse = m + log_s
     if zl > 0:
@@ -309,10 +312,11 @@ def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untype
     m = _row_max(x, one)
     if not _finite(m):
         return _index_special(x, y, a, eps, zl, scale, g, grad)
-    n0, rest = _row_exp(x, m, g, grad)
+    n0, rest = _row_exp(x, one, m, g, grad)
     if rest != rest:
         return _index_special(x, y, a, eps, zl, scale, g, grad)
-    loss, k, su, sy = _index_finish(x, y, a, eps, zl, scale, m, n0, rest)
+    below = _sum_below(x, m) if eps > 0 else 0.0
+    loss, k, su, sy = _index_finish(x[y], below, x.shape[0], a, eps, zl, scale, m, n0, rest)
     if grad:
         _grad_pass(g, k / (n0 + rest), su)
         g[y] -= sy
@@ -330,7 +334,7 @@ def _prob_row(x, q, w, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped
         return 0.0
     if not _finite(m):
         return _prob_special(x, q, w, eps, zl, scale, g, grad)
-    n0, rest = _row_exp(x, m, g, grad)
+    n0, rest = _row_exp(x, one, m, g, grad)
     if rest != rest:
         return _prob_special(x, q, w, eps, zl, scale, g, grad)
     log_s = _log_s(n0, rest)
@@ -363,11 +367,11 @@ def _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore[
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _flat_grad(x, m, k, su, g):  # type: ignore[no-untyped-def]
-    """``g = k * exp(x - m) - su`` elementwise over a block of rows (each row's ``m``,
-    ``k`` and ``su`` repeated over its entries), vectorised across the rows."""
+def _flat_exp(x, one, m, g):  # type: ignore[no-untyped-def]
+    """``g = exp(x - m)`` elementwise over a block of rows (each row's max ``m`` repeated
+    over its entries), vectorised across the rows."""
     for j in range(x.shape[0]):
-        g[j] = k[j] * _exp_plain(x[j] - m[j]) - su[j]
+        g[j] = _exp_plain(x[j] * one - m[j])  # * one: see _exp_loop
 
 
 _FIN_BLOCK = 256  # rows per block of the short-row gradient pass
@@ -377,12 +381,11 @@ _FIN_BLOCK = 256  # rows per block of the short-row gradient pass
 def _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, r0, r1):  # type: ignore[no-untyped-def]
     """Rows ``r0..r1`` from their statistics ``rst = (status, n0, rest)`` and maxima ``rms``
     (the core short-row kernel's logsumexp pass): the loss and, if ``grad``, the gradient
-    computed in blocks of rows by one flat exp pass."""
+    computed in blocks of rows by one flat exp pass. Normal rows are indexed in place:
+    a row view per row costs more than the row's arithmetic."""
     k = x.shape[1]
-    nbuf = _FIN_BLOCK * k if grad else 0
-    mexp = np.empty(nbuf, dtype=x.dtype)
-    kexp = np.empty(nbuf)
-    sexp = np.empty(nbuf)
+    mexp = np.empty(_FIN_BLOCK * k if grad else 0, dtype=x.dtype)
+    coef = np.empty((_FIN_BLOCK, 2))
     xflat = x.reshape(x.size)
     gflat = g.reshape(g.size)
     empty = np.empty(0, dtype=x.dtype)
@@ -398,26 +401,35 @@ def _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, r0, r1)
                 loss[i] = 0.0
             elif rst[i, 0] == NORMAL:
                 mi = rms[i]
-                loss[i], ki, su, _ = _index_finish(x[i], y[i], ai, eps, zl, scale, mi, rst[i, 1], rst[i, 2])
-                ki /= rst[i, 1] + rst[i, 2]
+                below = 0.0
+                if eps > 0:
+                    for c in range(k):
+                        below += np.float64(mi) - np.float64(x[i, c])
+                n0 = rst[i, 1]
+                rest = rst[i, 2]
+                loss[i], ki, su, _ = _index_finish(x[i, y[i]], below, k, ai, eps, zl, scale, mi, n0, rest)
+                ki /= n0 + rest
             if grad:
+                coef[i - b0, 0] = ki
+                coef[i - b0, 1] = su
                 for c in range((i - b0) * k, (i - b0 + 1) * k):
                     mexp[c] = mi
-                    kexp[c] = ki
-                    sexp[c] = su
         if grad:
-            n = (b1 - b0) * k
-            _flat_grad(xflat[b0 * k:b1 * k], mexp[:n], kexp[:n], sexp[:n], gflat[b0 * k:b1 * k])
+            _flat_exp(xflat[b0 * k:b1 * k], zero + 1, mexp[:(b1 - b0) * k], gflat[b0 * k:b1 * k])
         for i in range(b0, b1):
             ai = a[i]
-            gi = g[i] if grad else empty
             if ai == 0:
                 if grad:
-                    _fill(gi, 0.0)
+                    for c in range(k):
+                        g[i, c] = 0.0
             elif rst[i, 0] != NORMAL:
-                loss[i] = _index_special(x[i], y[i], ai, eps, zl, scale, gi, grad)
+                loss[i] = _index_special(x[i], y[i], ai, eps, zl, scale, g[i] if grad else empty, grad)
             elif grad:
-                gi[y[i]] -= scale * ai * (1.0 - eps)
+                ki = coef[i - b0, 0]
+                su = coef[i - b0, 1]
+                for c in range(k):
+                    g[i, c] = ki * g[i, c] - su
+                g[i, y[i]] -= scale * ai * (1.0 - eps)
 
 
 # --------------------------------------------------------------------------- cross_entropy
@@ -501,7 +513,7 @@ def _chunk_row(z, b, one, i, m, r):  # type: ignore[no-untyped-def]
     mi = m[i]
     new_max = cm > mi
     top = cm if new_max else mi
-    n0, rest = _row_exp(zr, top, zr, False)
+    n0, rest = _row_exp(zr, one, top, zr, False)
     if new_max:
         # the old sum 1 + r moves to the new maximum; this chunk holds n0 >= 1 maxima
         r[i] = (r[i] + 1.0) * math.exp(np.float64(mi) - np.float64(cm)) + ((n0 - 1.0) + rest)
@@ -519,10 +531,10 @@ def _sum(z):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _exp_grad_pass(z, m, k, su):  # type: ignore[no-untyped-def]
+def _exp_grad_pass(z, one, m, k, su):  # type: ignore[no-untyped-def]
     """``z = k * exp(z - m) - su`` in place."""
     for c in range(z.shape[0]):
-        z[c] = k * _exp_plain(z[c] - m) - su
+        z[c] = k * _exp_plain(z[c] * one - m) - su  # * one: see _exp_loop
 
 
 @nb.njit(
@@ -582,6 +594,7 @@ def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: igno
     """
     n = z.shape[1]
     has_b = b.shape[0] > 0
+    one = np.ones(1, dtype=z.dtype)[0]
     for i in range(z.shape[0]):
         ai = a[i]
         if ai == 0:
@@ -589,7 +602,7 @@ def lce_bwd_index(z, b, v0, y, a, eps, n_classes, m, s, k, scale):  # type: igno
             continue
         if has_b:
             _add_bias(z[i], b)
-        _exp_grad_pass(z[i], m[i], k[i] / s[i], scale * ai * eps / n_classes)
+        _exp_grad_pass(z[i], one, m[i], k[i] / s[i], scale * ai * eps / n_classes)
         yc = y[i] - v0
         if 0 <= yc < n:
             z[i, yc] -= scale * ai * (1.0 - eps)
@@ -603,6 +616,7 @@ def lce_bwd_prob(z, b, v0, q, w, eps, n_classes, big_a, m, s, k, scale):  # type
     """Probability-target version of :func:`lce_bwd_index` (rows with ``big_a == 0`` are 0)."""
     n = z.shape[1]
     has_b = b.shape[0] > 0
+    one = np.ones(1, dtype=z.dtype)[0]
     wc = w[v0:v0 + n] if w.shape[0] > 0 else w
     for i in range(z.shape[0]):
         if big_a[i] == 0:
@@ -610,5 +624,5 @@ def lce_bwd_prob(z, b, v0, q, w, eps, n_classes, big_a, m, s, k, scale):  # type
             continue
         if has_b:
             _add_bias(z[i], b)
-        _exp_grad_pass(z[i], m[i], 1.0, 0.0)
+        _exp_grad_pass(z[i], one, m[i], 1.0, 0.0)
         _prob_grad_pass(z[i], q[i, v0:v0 + n], wc, eps, k[i] / s[i], scale, n_classes)
