@@ -256,7 +256,7 @@ def main() -> int:
     parser.add_argument("--big", action="store_true", help="also V = 128256 (about 2 GB of logits)")
     parser.add_argument("--repeat", type=int, default=5, help="timed repeats for cross_entropy")
     parser.add_argument("--only", choices=("cross_entropy", "linear"), help="run one part")
-    parser.add_argument("--json", default=str(RESULTS / "losses.json"), help="where to write the results")
+    parser.add_argument("--json", default=os.path.join(RESULTS, "losses.json"), help="where to write the results")
     parser.add_argument("--timeout", type=float, default=600, help="seconds allowed to one linear measurement")
     parser.add_argument("--_child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
