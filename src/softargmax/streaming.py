@@ -229,7 +229,8 @@ def _kernel_normalise(
             kind = kc.LOG_SOFTMAX
             _, log_s = _log_sum(_State(m, n0, rest, nan))
             f = np.where(normal, log_s, np.where(at_inf, -np.log(n0), 0.0))
-        m = np.where(normal, m, 0.0)
+        # the maxima are data values: exact in the data's dtype, which the kernels' shift takes
+        m = np.where(normal, m, 0.0).astype(x3.dtype)
     sign, bhi, blo = api._scale_args(scale, x3.dtype)
     with api.parallel_slot(_wants_parallel(x3.size)) as parallel:
         ntask = 8 * numba.get_num_threads()

@@ -19,11 +19,11 @@ Arguments, per distribution (one per row, or per ``(outer, inner)`` column):
   other three are written by a scalar loop with the reference's semantics (NaN
   everywhere; the ``+inf`` entries share the mass; zeros / ``-inf``).
 
-One more kernel gives pass one: the state of rows, from the core's row passes. For
-logsumexp (``precise``) it sums with the float64 ``exp`` whatever the data's dtype, as
-the core's logsumexp kernel does (``m + log s`` may cancel); for a softmax, where ``s``
-only divides, with the ``exp`` of the data's own precision (:func:`.core._exp_z`: the
-cheaper ``exp32`` for float32 data).
+One more kernel gives pass one: the state of rows, from the core's row passes, summed
+with the ``exp`` of the data's own precision as the core's logsumexp does (float32 in
+float32 lanes: ``log s`` errs by about 1e-7 absolute, within logsumexp's bound); the
+``precise`` flag is passed on to the core's ``_row_sums`` (its ``lse``), which no longer
+distinguishes the two.
 
 The serial forms release the GIL, so that the chunked functions can run several chunks at
 once on threads (and a Dask worker several tasks): :func:`whole_rows_serial` is for that
@@ -50,7 +50,7 @@ from .core import (
     LOGSUMEXP,
     NORMAL,
     SOFTMAX,
-    _exp_z,
+    _exp_store,
     _finite,
     _row,
     _row_max,
@@ -58,6 +58,7 @@ from .core import (
     _rows_merge,
     _shift,
     _special,
+    _store_unit,
 )
 
 __all__ = [
@@ -75,9 +76,12 @@ __all__ = [
 def _normal(x, sign, bhi, blo, kind, m, f, out):  # type: ignore[no-untyped-def]
     """A normal piece of a row: ``m`` and ``f`` scalars; vectorised, no branches."""
     if kind == SOFTMAX:
+        # as the core's softmax: float32 exps are stored times 2**64, so that a subnormal
+        # probability is rounded once, by the final product
+        fs = f / _store_unit(sign)
         for j in range(x.shape[0]):
             zhi, zlo = _shift(x[j] * sign, m, bhi, blo)
-            out[j] = _exp_z(zhi, zlo, sign) * f
+            out[j] = _exp_store(zhi, zlo, sign) * fs
     else:
         for j in range(x.shape[0]):
             zhi, zlo = _shift(x[j] * sign, m, bhi, blo)
@@ -127,9 +131,10 @@ def _cols_tasks(x, sign, bhi, blo, kind, m, f, st, special, out, t0, t1):  # typ
         mo = m[o]
         fo = f[o]
         if kind == SOFTMAX:
+            unit = _store_unit(sign)
             for j in range(xv.shape[0]):
                 zhi, zlo = _shift(xv[j] * sign, mo[j], bhi, blo)
-                ov[j] = _exp_z(zhi, zlo, sign) * fo[j]
+                ov[j] = _exp_store(zhi, zlo, sign) * (fo[j] / unit)
         else:
             for j in range(xv.shape[0]):
                 zhi, zlo = _shift(xv[j] * sign, mo[j], bhi, blo)
@@ -146,10 +151,11 @@ def _sigs(ndim: int, extra: tuple[Any, ...], parallel: bool) -> list[Any]:
     sigs = []
     for t in (nb.types.float32, nb.types.float64):
         x = nb.types.Array(t, ndim, "C", readonly=True)  # writeable arrays are accepted too
+        maxima = nb.types.Array(t, ndim - 1, "C", readonly=True)  # data values: exact in t
         state = nb.types.Array(f64, ndim - 1, "C", readonly=True)
         status = nb.types.Array(i8, ndim - 1, "C", readonly=True)
         out = nb.types.Array(t, ndim, "C")
-        args = (x, t, f64, f64, nb.types.int64, state, state, status, *extra, out)
+        args = (x, t, f64, f64, nb.types.int64, maxima, state, status, *extra, out)
         sigs.append(nb.types.void(*args, *((nb.types.int64,) if parallel else ())))
     return sigs
 
