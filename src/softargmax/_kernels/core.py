@@ -34,8 +34,9 @@ NaN) go to a scalar routine with the reference's semantics. Layouts:
 float32 softmax stores ``exp(z) * 2**64`` (``_exp_store``): a normal number down to
 ``z = -110``, so the final product by ``2**-64 / s`` rounds a subnormal probability once.
 
-Every kernel exists in a serial form (small inputs: no parallel launch) and a parallel
-one (``prange`` over tasks). Only ``reassoc`` (and ``contract``) fast-math flags are used,
+Every kernel exists in a serial form (small inputs: no parallel launch; it releases the
+GIL, so that a pool of Python threads can run several at once) and a parallel one
+(``prange`` over tasks). Only ``reassoc`` (and ``contract``) fast-math flags are used,
 on the reductions; the error-free transformations live in functions without them (LLVM
 keeps fast-math flags per instruction when it inlines).
 """
@@ -831,7 +832,7 @@ def rows_parallel(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms, ntask):  #
                              b * nt // ntask, (b + 1) * nt // ntask)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rows_serial(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ignore[no-untyped-def]
     """All rows, on the calling thread."""
     nt = st.shape[0]
@@ -850,7 +851,7 @@ def short_parallel(x, sign, bhi, blo, kind, out, rst, rms, rpb, ntask):  # type:
                      b * nb // ntask, (b + 1) * nb // ntask)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def short_serial(x, sign, bhi, blo, kind, out, rst, rms, rpb):  # type: ignore[no-untyped-def]
     nb = (x.shape[0] + rpb - 1) // rpb
     _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, 0, nb)
@@ -864,13 +865,13 @@ def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, cw, ntask):  # type: i
                    b * nt // ntask, (b + 1) * nt // ntask)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def cols_serial(x, sign, bhi, blo, kind, out, cst, cms, cw):  # type: ignore[no-untyped-def]
     nt = x.shape[0] * ((x.shape[2] + cw - 1) // cw)
     _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw, 0, nt)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def rows_small(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
     """Small inputs along the last axis, on the calling thread: rows of at most ``CHUNK``
     (short rows in transposed blocks). Fewer arguments than :func:`rows_serial` (a numba call

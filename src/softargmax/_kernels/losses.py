@@ -39,10 +39,11 @@ semantics (``_index_special`` / ``_prob_special``).
 Accuracy: unlike the softmax kernels, these compute ``exp(x - m)`` from the shift
 rounded once in the input's dtype (``exp32f`` in float32 lanes for float32, ``exp64``
 for float64), not carried with its rounding error: an entry's relative error is then
-about ``|x - m| eps``, so ``|x - m| exp(x - m) eps <= eps / e`` in absolute terms, and
-the row's sum ``s`` (hence the loss) keeps a relative error of the order of ``eps``;
-the gradient's entries are accurate to about ``eps`` absolutely, as PyTorch's. This
-saves the six operations per entry of the compensated shift.
+about ``|x - m| eps``, and ``|x - m| exp(x - m) <= 1/e`` makes each gradient entry
+accurate to about ``eps`` absolutely, as PyTorch's. The row's sum ``s`` errs by at most
+``eps * sum_c p_c |x_c - m|`` relative, which is ``eps`` times at most the entropy of the
+softmax (``<= eps log C``): ``log s``, hence the loss, by as much absolutely. This saves
+the six operations per entry of the compensated shift.
 
 Validation happens in the public layer: the kernels assume C-contiguous arrays of one
 floating dtype, in-range targets and finite, non-negative weights.
