@@ -119,7 +119,7 @@ def _exp_plain_ov(d):  # type: ignore[no-untyped-def]
 @nb.njit(inline="always")
 def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
     # ``x[i] * one`` (one = 1 in x's dtype, as the core kernels' sign) keeps this loop
-    # vectorised: without the product LLVM emits scalar code (7x slower)
+    # vectorised: without the product LLVM emits scalar code
     zero = one - one
     n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
     rest = 0.0
@@ -219,68 +219,51 @@ def _status(x):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, nogil=True)
-def _index_special(x, y, a, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
-    """A counted row (``a > 0``) holding a NaN, a +inf or only -inf (empty support)."""
+def _special_row(x, t, zl, scale, g, grad):  # type: ignore[no-untyped-def]
+    """A counted row (target weights ``t``, ``sum t > 0``) holding a NaN, a +inf or only
+    -inf (empty support: every ``t_c != 0`` meets probability 0)."""
     n = x.shape[0]
     nan, n_inf = _status(x)
     if nan:
         if grad:
             _fill(g, np.nan)
         return np.nan
-    u = a * eps / n
-    ty = a * (1.0 - eps) + u
-    if n_inf == 0:  # empty support: the target has probability 0
-        if grad:
-            _fill(g, -scale * u)
-            g[y] = -scale * ty
-        return np.inf
-    # +inf entries share the mass (the limit)
-    log_n = math.log(n_inf)
-    loss = 0.0
-    for c in range(n):
-        t = ty if c == y else u
-        if t != 0:
-            loss += t * log_n if x[c] == np.inf else np.inf
-    if zl > 0:
-        loss = np.inf
-    if grad:
-        pin = (np.inf if zl > 0 else a) / n_inf
-        for c in range(n):
-            t = ty if c == y else u
-            g[c] = scale * (pin - t) if x[c] == np.inf else -scale * t
-    return loss
-
-
-@nb.njit(cache=True, nogil=True)
-def _prob_special(x, q, w, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
-    """As :func:`_index_special` for a row with probability targets and ``A > 0``."""
-    n = x.shape[0]
-    weighted = w.shape[0] > 0
-    nan, n_inf = _status(x)
-    if nan:
-        if grad:
-            _fill(g, np.nan)
-        return np.nan
+    # +inf entries share the mass (the limit); without any, the loss is infinite
+    log_n = math.log(max(n_inf, 1))
     big_a = 0.0
     loss = 0.0
-    log_n = math.log(max(n_inf, 1))
     for c in range(n):
-        t = (1.0 - eps) * q[c] + eps / n
-        if weighted:
-            t *= w[c]
-        big_a += t
-        if t != 0:
-            loss += t * log_n if (n_inf > 0 and x[c] == np.inf) else np.inf
+        big_a += t[c]
+        if t[c] != 0:
+            loss += t[c] * log_n if (n_inf > 0 and x[c] == np.inf) else np.inf
     if zl > 0:
         loss = np.inf
     if grad:
         pin = (np.inf if zl > 0 else big_a) / n_inf if n_inf > 0 else 0.0
         for c in range(n):
-            t = (1.0 - eps) * q[c] + eps / n
-            if weighted:
-                t *= w[c]
-            g[c] = scale * (pin - t) if (n_inf > 0 and x[c] == np.inf) else -scale * t
+            g[c] = scale * (pin - t[c]) if (n_inf > 0 and x[c] == np.inf) else -scale * t[c]
     return loss
+
+
+@nb.njit(cache=True, nogil=True)
+def _index_special(x, y, a, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
+    """:func:`_special_row` for class index ``y`` with weight ``a > 0``."""
+    n = x.shape[0]
+    t = np.full(n, a * eps / n)
+    t[y] += a * (1.0 - eps)
+    return _special_row(x, t, zl, scale, g, grad)
+
+
+@nb.njit(cache=True, nogil=True)
+def _prob_special(x, q, w, eps, zl, scale, g, grad):  # type: ignore[no-untyped-def]
+    """:func:`_special_row` for probability targets ``q`` and class weights ``w``."""
+    n = x.shape[0]
+    t = np.empty(n)
+    for c in range(n):
+        t[c] = (1.0 - eps) * q[c] + eps / n
+        if w.shape[0] > 0:
+            t[c] *= w[c]
+    return _special_row(x, t, zl, scale, g, grad)
 
 
 # --------------------------------------------------------------------------- rows
@@ -386,7 +369,7 @@ def _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, r0, r1)
     a row view per row costs more than the row's arithmetic."""
     k = x.shape[1]
     mexp = np.empty(_FIN_BLOCK * k if grad else 0, dtype=x.dtype)
-    coef = np.empty((_FIN_BLOCK, 2))
+    coef = np.empty((_FIN_BLOCK, 3))
     xflat = x.reshape(x.size)
     gflat = g.reshape(g.size)
     empty = np.empty(0, dtype=x.dtype)
@@ -398,6 +381,7 @@ def _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, r0, r1)
             mi = zero
             ki = 0.0
             su = 0.0
+            sy = 0.0
             if ai == 0:
                 loss[i] = 0.0
             elif rst[i, 0] == NORMAL:
@@ -408,11 +392,12 @@ def _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, r0, r1)
                         below += np.float64(mi) - np.float64(x[i, c])
                 n0 = rst[i, 1]
                 rest = rst[i, 2]
-                loss[i], ki, su, _ = _index_finish(x[i, y[i]], below, k, ai, eps, zl, scale, mi, n0, rest)
+                loss[i], ki, su, sy = _index_finish(x[i, y[i]], below, k, ai, eps, zl, scale, mi, n0, rest)
                 ki /= n0 + rest
             if grad:
                 coef[i - b0, 0] = ki
                 coef[i - b0, 1] = su
+                coef[i - b0, 2] = sy
                 for c in range((i - b0) * k, (i - b0 + 1) * k):
                     mexp[c] = mi
         if grad:
@@ -430,7 +415,7 @@ def _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, r0, r1)
                 su = coef[i - b0, 1]
                 for c in range(k):
                     g[i, c] = ki * g[i, c] - su
-                g[i, y[i]] -= scale * ai * (1.0 - eps)
+                g[i, y[i]] -= coef[i - b0, 2]
 
 
 # --------------------------------------------------------------------------- cross_entropy
