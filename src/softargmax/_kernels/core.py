@@ -49,7 +49,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._exp import exp32f, exp32f_2p64, exp64, fma, maxnum
+from ._exp import exp32f, exp32f_2p64, exp32f_2p64_1, exp64, fma, maxnum
 
 SOFTMAX = 0
 LOG_SOFTMAX = 1
@@ -84,6 +84,18 @@ def _neg_inf_ov(x):  # type: ignore[no-untyped-def]
     if x == types.float32:
         return lambda x: np.float32(-np.inf)
     return lambda x: -np.inf
+
+
+def _like(v, like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_like)
+def _like_ov(v, like):  # type: ignore[no-untyped-def]
+    """``v`` rounded to ``like``'s dtype."""
+    if like == types.float32:
+        return lambda v, like: np.float32(v)
+    return lambda v, like: np.float64(v)
 
 
 def _shift(y, m, bhi, blo):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
@@ -357,6 +369,92 @@ def _row_store_scaled(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def
     return 0.0, rest + comp
 
 
+def _shift_plain(y, m, b, mb, unit):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_shift_plain, jit_options={"fastmath": {"contract"}})
+def _shift_plain_ov(y, m, b, mb, unit):  # type: ignore[no-untyped-def]
+    """``z = b * (y - m)`` rounded in the input's dtype (no low part), ``b`` and ``mb = b * m``
+    in that dtype; where ``y - m`` overflowed, ``y * b - mb`` (the shift may be in range)."""
+
+    def impl(y, m, b, mb, unit):  # type: ignore[no-untyped-def]
+        d = y - m
+        if unit:
+            return d
+        return d * b if d > _neg_inf(y) else y * b - mb
+
+    return impl
+
+
+def _exp_sum(z, like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_exp_sum)
+def _exp_sum_ov(z, like):  # type: ignore[no-untyped-def]
+    """What logsumexp's sum adds up: ``exp(z)`` (float64) or ``exp(z) * 2**64`` (float32,
+    the total is scaled once by ``2**-64``, see :func:`_sum_scale`)."""
+    if like == types.float64:
+        return lambda z, like: exp64(z, 0.0)
+    return lambda z, like: exp32f_2p64_1(z)
+
+
+def _sum_scale(like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_sum_scale)
+def _sum_scale_ov(like):  # type: ignore[no-untyped-def]
+    if like == types.float64:
+        return lambda like: 1.0
+    return lambda like: 2.0**-64
+
+
+@njit(inline="always")
+def _lse_loop(x, sign, m, b, mb, unit):  # type: ignore[no-untyped-def]
+    rest = 0.0
+    for i in range(x.shape[0]):
+        rest += _exp_sum(_shift_plain(x[i] * sign, m, b, mb, unit), sign)
+    return rest
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _block_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
+    """logsumexp's sum over one block (see :func:`_row_lse`), unscaled (float32: times 2**64)."""
+    if _is_unit(bhi, blo):
+        return _lse_loop(x, sign, m, sign, m, True)
+    b = _like(bhi, sign)  # beta's low part is below the dtype's eps
+    return _lse_loop(x, sign, m, b, m * b, False)
+
+
+@njit(cache=True)
+def _row_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
+    """``(0, s)``: logsumexp's sum ``s = sum(exp(z))`` over a row, ``z = beta (y - m)``
+    rounded once in the input's dtype (no compensated shift, no count of the maxima).
+
+    Accuracy: rounding the shift gives each term a relative error of at most
+    ``|z_i| eps`` (``eps`` of the input's dtype; a scale beta adds one more rounding), the
+    exp adds about 1 ulp (``eps``), and the float64 sum, blocks added with compensation,
+    is exact to float64. So ``log s`` errs by at most ``eps * (1 + sum p_i |z_i|)``
+    absolutely, and ``sum p_i |z_i| = H(p) - log s <= H(p)``, the entropy of the softmax
+    (``<= log K``, and ``<= 2 max |beta x|``): within logsumexp's bound ``eps * (|m| + |lse|)``
+    up to a small constant, since ``H(p) - log s <= 2 max|beta x|``. (log_softmax keeps the
+    compensated sum of :func:`_row_sums`: its output next to a dominant max is
+    ``-log s ~ -s + 1``, which needs ``s - 1`` to relative accuracy.) ``exp(0) = 1``
+    exactly, so a lone maximum gives ``s = 1`` and ``lse = m`` exactly.
+    """
+    n = x.shape[0]
+    if n <= SUM_BLOCK:
+        return 0.0, _block_lse(x, sign, m, bhi, blo) * _sum_scale(sign)
+    rest = 0.0
+    comp = 0.0
+    for lo in range(0, n, SUM_BLOCK):
+        hi = min(n, lo + SUM_BLOCK)
+        rest, comp = _two_sum_add(rest, comp, _block_lse(x[lo:hi], sign, m, bhi, blo))
+    return 0.0, (rest + comp) * _sum_scale(sign)
+
+
 @njit(cache=True, fastmath=_FLAGS)
 def _scale_out(out, f):  # type: ignore[no-untyped-def]
     for i in range(out.shape[0]):
@@ -429,8 +527,10 @@ def _row(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
         return status, m, 0.0, 0.0
     if kind == SOFTMAX:
         n0, rest = _row_store_scaled(x, sign, m, bhi, blo, out)
+    elif kind == LOGSUMEXP:
+        n0, rest = _row_lse(x, sign, m, bhi, blo)
     else:
-        n0, rest = _row_sums(x, sign, m, bhi, blo, out, False, kind == LOGSUMEXP)
+        n0, rest = _row_sums(x, sign, m, bhi, blo, out, False, False)
     if rest != rest:
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
@@ -466,8 +566,10 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
             if _finite(m):
                 if kind == SOFTMAX:  # (softmax's sums are of the stored, scaled values)
                     n0, rest = _row_store_scaled(xv, sign, m, bhi, blo, ov)
+                elif kind == LOGSUMEXP:
+                    n0, rest = _row_lse(xv, sign, m, bhi, blo)
                 else:
-                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, False, kind == LOGSUMEXP)
+                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, False, False)
                 status = HAS_NAN if rest != rest else NORMAL
             else:
                 status, _ = _special(xv, sign, LOGSUMEXP, ov)
