@@ -10,7 +10,8 @@ over memory; for one distribution with entries ``y = sign * x`` (excluded entrie
    float64 sums ``n0`` (the maxima, ``y == m``, each contributing 1) and ``rest`` (the
    others). softmax stores ``e`` in ``out`` on the way. A NaN among the included entries
    makes ``rest`` NaN. The unit scale (beta = 1) runs a loop of its own without the
-   products.
+   products. logsumexp's sum (:func:`_row_lse`) skips the compensation and the count: the
+   shift rounded once, ``exp(z) * 2**64`` summed (float32), within its bound.
 3. softmax: ``out *= 1 / (n0 + rest)`` while the row is still in cache; log_softmax:
    ``out = (z_hi - log_s) + z_lo`` with ``log_s = log1p((n0 - 1) + rest)`` (accurate next
    to a dominant maximum; float32 input shifted exactly in float64 there, no exp is
