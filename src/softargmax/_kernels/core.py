@@ -10,8 +10,9 @@ over memory; for one distribution with entries ``y = sign * x`` (excluded entrie
    float64 sums ``n0`` (the maxima, ``y == m``, each contributing 1) and ``rest`` (the
    others). softmax stores ``e`` in ``out`` on the way. A NaN among the included entries
    makes ``rest`` NaN. The unit scale (beta = 1) runs a loop of its own without the
-   products. logsumexp's sum (:func:`_row_lse`) skips the compensation and the count: the
-   shift rounded once, ``exp(z) * 2**64`` summed (float32), within its bound.
+   products. logsumexp's sum (:func:`_row_lse`) skips the compensation: the
+   shift rounded once, ``exp(z) * 2**64`` summed (float32), within its bound; the maxima
+   are still counted apart.
 3. softmax: ``out *= 1 / (n0 + rest)`` while the row is still in cache; log_softmax:
    ``out = (z_hi - log_s) + z_lo`` with ``log_s = log1p((n0 - 1) + rest)`` (accurate next
    to a dominant maximum; float32 input shifted exactly in float64 there, no exp is
@@ -414,10 +415,17 @@ def _sum_scale_ov(like):  # type: ignore[no-untyped-def]
 
 @njit(inline="always")
 def _lse_loop(x, sign, m, b, mb, unit):  # type: ignore[no-untyped-def]
+    zero = sign - sign
+    one = sign * sign
+    n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
     rest = 0.0
     for i in range(x.shape[0]):
-        rest += _exp_sum(_shift_plain(x[i] * sign, m, b, mb, unit), sign)
-    return rest
+        y = x[i] * sign
+        e = _exp_sum(_shift_plain(y, m, b, mb, unit), sign)
+        top = y == m  # exp(0) = 1, counted apart: log1p(rest) keeps a tiny rest exact
+        n0 += one if top else zero
+        rest += 0.0 if top else e
+    return np.float64(n0), rest
 
 
 @njit(cache=True, fastmath=_FLAGS)
@@ -431,8 +439,9 @@ def _block_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
 
 @njit(cache=True)
 def _row_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
-    """``(0, s)``: logsumexp's sum ``s = sum(exp(z))`` over a row, ``z = beta (y - m)``
-    rounded once in the input's dtype (no compensated shift, no count of the maxima).
+    """``(n0, rest)``: logsumexp's sum ``s = n0 + rest`` over a row (``n0`` the maxima,
+    ``rest`` the others' ``exp(z)``), ``z = beta (y - m)`` rounded once in the input's
+    dtype (no compensated shift).
 
     Accuracy: rounding the shift gives each term a relative error of at most
     ``|z_i| eps`` (``eps`` of the input's dtype; a scale beta adds one more rounding), the
@@ -441,19 +450,24 @@ def _row_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
     absolutely, and ``sum p_i |z_i| = H(p) - log s <= H(p)``, the entropy of the softmax
     (``<= log K``, and ``<= 2 max |beta x|``): within logsumexp's bound ``eps * (|m| + |lse|)``
     up to a small constant, since ``H(p) - log s <= 2 max|beta x|``. (log_softmax keeps the
-    compensated sum of :func:`_row_sums`: its output next to a dominant max is
-    ``-log s ~ -s + 1``, which needs ``s - 1`` to relative accuracy.) ``exp(0) = 1``
-    exactly, so a lone maximum gives ``s = 1`` and ``lse = m`` exactly.
+    compensated shift of :func:`_row_sums`: its output next to a dominant max is
+    ``-log s ~ 1 - s``, which needs ``s - 1`` to relative accuracy.) The maxima are counted
+    apart, so next to a dominant max ``log s = log1p(rest)`` keeps ``rest`` to the relative
+    accuracy of its terms (``|z| eps``; exact shifts give ``log(1 + e**-40)`` to 1 ulp).
     """
     n = x.shape[0]
     if n <= SUM_BLOCK:
-        return 0.0, _block_lse(x, sign, m, bhi, blo) * _sum_scale(sign)
+        n0, rest = _block_lse(x, sign, m, bhi, blo)
+        return n0, rest * _sum_scale(sign)
+    n0 = 0.0
     rest = 0.0
     comp = 0.0
     for lo in range(0, n, SUM_BLOCK):
         hi = min(n, lo + SUM_BLOCK)
-        rest, comp = _two_sum_add(rest, comp, _block_lse(x[lo:hi], sign, m, bhi, blo))
-    return 0.0, (rest + comp) * _sum_scale(sign)
+        a, b = _block_lse(x[lo:hi], sign, m, bhi, blo)
+        n0 += a
+        rest, comp = _two_sum_add(rest, comp, b)
+    return n0, (rest + comp) * _sum_scale(sign)
 
 
 @njit(cache=True, fastmath=_FLAGS)
