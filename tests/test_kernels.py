@@ -151,6 +151,38 @@ def test_float32_tiny_beta_is_computed_in_float64():
         np.testing.assert_allclose(got, ref, rtol=3e-7)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_logsumexp_plain_shift_within_bound(dtype):
+    # logsumexp sums exp of the shift rounded once (no compensation, no count of the maxima):
+    # log s errs by eps * (1 + H(p)) at most, inside eps * (|m| + |lse|); rows with a
+    # dominant max (lse next to m), inexact shifts, a lone max, and long (chunked) rows
+    eps = np.finfo(dtype).eps
+    rng = np.random.default_rng(7)
+    rows = [np.array([0.3, -20.1, -35.7]), np.array([1e4 + 0.1, 1e4 - 19.9]), np.array([-5.5]),
+            np.array([2.0, -np.inf, 2.0]), rng.uniform(-60, 60, 700), rng.standard_normal(1500) * 1e-3]
+    for row in rows:
+        x = row.astype(dtype)[None, :]
+        for beta in (1.0, 2.5, 0.3):
+            got = float(logsumexp(x, axis=-1, beta=beta, implementation="numba")[0])
+            want = float(mp_logsumexp(x, beta=beta)[0])
+            m = float(np.abs(beta * x[np.isfinite(x)].astype(np.float64)).max())
+            assert abs(got - want) <= 2.5 * eps * (abs(want) + m), (row[:3], beta, got, want)
+    x = (rng.standard_normal((2, 3 * kcore.CHUNK + 5)) * 10).astype(dtype)
+    x[1, 5] = 200.0  # a dominant max in one chunk
+    got = logsumexp(x, axis=-1, implementation="numba").astype(np.float64)
+    want = logsumexp(x.astype(np.float64), axis=-1, implementation="reference")
+    assert np.all(np.abs(got - want) <= 2.5 * eps * (np.abs(want) + np.abs(x).max(axis=-1)))
+    # the maxima are counted apart: a tiny rest next to a dominant max keeps its accuracy
+    x = np.array([[0.0, -40.0], [0.0, -12.0]], dtype)
+    got = logsumexp(x, axis=-1, implementation="numba").astype(np.float64)
+    np.testing.assert_allclose(got, np.log1p(np.exp([-40.0, -12.0])), rtol=2 * eps, atol=0)
+    if dtype == np.float64:  # y - m overflows although beta * (y - m) is in range
+        x = np.array([[1e308, -1e308, 1e308 * (1 - 2**-40)]])
+        got = float(logsumexp(x, axis=-1, beta=1e-307, implementation="numba")[0])
+        want = float(logsumexp(x, axis=-1, beta=1e-307, implementation="reference")[0])
+        assert abs(got - want) <= 4 * eps * abs(want)
+
+
 def test_exp_edges():
     z = np.array([0.0, -0.0, -INF, np.nan, -1000.0, -745.2, -745.0, -708.5, 1.0, 300.0])
     for low in (False, True):

@@ -36,7 +36,7 @@ from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-__all__ = ["exp32", "exp32f", "exp32f_2p64", "exp64", "exp_array", "exp_array32", "fma", "maxnum"]
+__all__ = ["exp32", "exp32f", "exp32f_2p64", "exp32f_2p64_1", "exp64", "exp_array", "exp_array32", "fma", "maxnum"]
 
 _FLOATS = (types.float32, types.float64)
 _BIAS32 = 127 + 64  # float32: 2**n is formed as 2**(n + 64) * 2**-64
@@ -217,16 +217,20 @@ _ZERO_F = np.float32(0.0)
 _ONE_F = np.float32(1.0)
 
 
-@njit(cache=True, error_model="numpy", fastmath={"contract"})
-def exp32f_2p64(z: np.float32, z_lo: np.float32) -> np.float32:
-    """``exp(z + z_lo) * 2**64`` (:func:`exp32f` without its last scaling): for ``z >= -110``
-    a normal float32, so that a product with ``2**-64 / s`` rounds a subnormal result only
-    once; ``z < -110`` gives ``2**-95`` or less, which such a product rounds to 0."""
+@njit(inline="always")
+def _reduce32f(z: np.float32) -> tuple[np.float32, np.float32, np.float32]:
+    """``(zc, r, t)``: ``z`` clamped to ``[-110, ...]`` (NaN kept), ``r = zc - n ln 2`` and
+    ``t`` holding ``n`` in its low bits (inlined into callers compiled with ``contract``)."""
     zc = z if not (z < _Z_MIN_F) else _Z_MIN_F  # keeps NaN
     t = zc * _LOG2E_F + _SHIFTER_F
     kf = t - _SHIFTER_F
     r = (zc - kf * _LN2_HI_F) - kf * _LN2_LO_F
-    r = r + (z_lo if not (z < _Z_MIN_F) else _ZERO_F)
+    return zc, r, t
+
+
+@njit(inline="always")
+def _poly32f(r: np.float32, t: np.float32) -> np.float32:
+    """``exp(r) * 2**(n + 64)``."""
     q = _Q3_F + r * _Q4_F
     q = _Q2_F + r * q
     q = _Q1_F + r * q
@@ -234,6 +238,25 @@ def exp32f_2p64(z: np.float32, z_lo: np.float32) -> np.float32:
     p = _ONE_F + (r + (r * r) * q)
     scale: np.float32 = _pow2_f32(t)  # type: ignore[call-arg]
     return p * scale
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def exp32f_2p64(z: np.float32, z_lo: np.float32) -> np.float32:
+    """``exp(z + z_lo) * 2**64`` (:func:`exp32f` without its last scaling): for ``z >= -110``
+    a normal float32, so that a product with ``2**-64 / s`` rounds a subnormal result only
+    once; ``z < -110`` gives ``2**-95`` or less, which such a product rounds to 0."""
+    _, r, t = _reduce32f(z)
+    r = r + (z_lo if not (z < _Z_MIN_F) else _ZERO_F)
+    return _poly32f(r, t)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def exp32f_2p64_1(z: np.float32) -> np.float32:
+    """``exp(z) * 2**64`` of a plain (uncompensated) float32 argument: :func:`exp32f_2p64`
+    without the low part, two operations fewer per element. For sums whose total is scaled
+    by ``2**-64`` once in float64 (logsumexp), which saves the per-element product too."""
+    _, r, t = _reduce32f(z)
+    return _poly32f(r, t)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})

@@ -10,7 +10,9 @@ over memory; for one distribution with entries ``y = sign * x`` (excluded entrie
    float64 sums ``n0`` (the maxima, ``y == m``, each contributing 1) and ``rest`` (the
    others). softmax stores ``e`` in ``out`` on the way. A NaN among the included entries
    makes ``rest`` NaN. The unit scale (beta = 1) runs a loop of its own without the
-   products.
+   products. logsumexp's sum (:func:`_row_lse`) skips the compensation: the
+   shift rounded once, ``exp(z) * 2**64`` summed (float32), within its bound; the maxima
+   are still counted apart.
 3. softmax: ``out *= 1 / (n0 + rest)`` while the row is still in cache; log_softmax:
    ``out = (z_hi - log_s) + z_lo`` with ``log_s = log1p((n0 - 1) + rest)`` (accurate next
    to a dominant maximum; float32 input shifted exactly in float64 there, no exp is
@@ -49,7 +51,7 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._exp import exp32f, exp32f_2p64, exp64, fma, maxnum
+from ._exp import exp32f, exp32f_2p64, exp32f_2p64_1, exp64, fma, maxnum
 
 SOFTMAX = 0
 LOG_SOFTMAX = 1
@@ -84,6 +86,18 @@ def _neg_inf_ov(x):  # type: ignore[no-untyped-def]
     if x == types.float32:
         return lambda x: np.float32(-np.inf)
     return lambda x: -np.inf
+
+
+def _like(v, like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_like)
+def _like_ov(v, like):  # type: ignore[no-untyped-def]
+    """``v`` rounded to ``like``'s dtype."""
+    if like == types.float32:
+        return lambda v, like: np.float32(v)
+    return lambda v, like: np.float64(v)
 
 
 def _shift(y, m, bhi, blo):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
@@ -357,6 +371,105 @@ def _row_store_scaled(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def
     return 0.0, rest + comp
 
 
+def _shift_plain(y, m, b, mb, unit):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_shift_plain, jit_options={"fastmath": {"contract"}})
+def _shift_plain_ov(y, m, b, mb, unit):  # type: ignore[no-untyped-def]
+    """``z = b * (y - m)`` rounded in the input's dtype (no low part), ``b`` and ``mb = b * m``
+    in that dtype; where ``y - m`` overflowed, ``y * b - mb`` (the shift may be in range)."""
+
+    def impl(y, m, b, mb, unit):  # type: ignore[no-untyped-def]
+        d = y - m
+        if unit:
+            return d
+        return d * b if d > _neg_inf(y) else y * b - mb
+
+    return impl
+
+
+def _exp_sum(z, like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_exp_sum)
+def _exp_sum_ov(z, like):  # type: ignore[no-untyped-def]
+    """What logsumexp's sum adds up: ``exp(z)`` (float64) or ``exp(z) * 2**64`` (float32,
+    the total is scaled once by ``2**-64``, see :func:`_sum_scale`)."""
+    if like == types.float64:
+        return lambda z, like: exp64(z, 0.0)
+    return lambda z, like: exp32f_2p64_1(z)
+
+
+def _sum_scale(like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_sum_scale)
+def _sum_scale_ov(like):  # type: ignore[no-untyped-def]
+    if like == types.float64:
+        return lambda like: 1.0
+    return lambda like: 2.0**-64
+
+
+@njit(inline="always")
+def _lse_loop(x, sign, m, b, mb, unit):  # type: ignore[no-untyped-def]
+    zero = sign - sign
+    one = sign * sign
+    n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
+    rest = 0.0
+    for i in range(x.shape[0]):
+        y = x[i] * sign
+        e = _exp_sum(_shift_plain(y, m, b, mb, unit), sign)
+        top = y == m  # exp(0) = 1, counted apart: log1p(rest) keeps a tiny rest exact
+        n0 += one if top else zero
+        rest += 0.0 if top else e
+    return np.float64(n0), rest
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _block_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
+    """logsumexp's sum over one block (see :func:`_row_lse`), unscaled (float32: times 2**64)."""
+    if _is_unit(bhi, blo):
+        return _lse_loop(x, sign, m, sign, m, True)
+    b = _like(bhi, sign)  # beta's low part is below the dtype's eps
+    return _lse_loop(x, sign, m, b, m * b, False)
+
+
+@njit(cache=True)
+def _row_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
+    """``(n0, rest)``: logsumexp's sum ``s = n0 + rest`` over a row (``n0`` the maxima,
+    ``rest`` the others' ``exp(z)``), ``z = beta (y - m)`` rounded once in the input's
+    dtype (no compensated shift).
+
+    Accuracy: rounding the shift gives each term a relative error of at most
+    ``|z_i| eps`` (``eps`` of the input's dtype; a scale beta adds one more rounding), the
+    exp adds about 1 ulp (``eps``), and the float64 sum, blocks added with compensation,
+    is exact to float64. So ``log s`` errs by at most ``eps * (1 + sum p_i |z_i|)``
+    absolutely, and ``sum p_i |z_i| = H(p) - log s <= H(p)``, the entropy of the softmax
+    (``<= log K``, and ``<= 2 max |beta x|``): within logsumexp's bound ``eps * (|m| + |lse|)``
+    up to a small constant, since ``H(p) - log s <= 2 max|beta x|``. (log_softmax keeps the
+    compensated shift of :func:`_row_sums`: its output next to a dominant max is
+    ``-log s ~ 1 - s``, which needs ``s - 1`` to relative accuracy.) The maxima are counted
+    apart, so next to a dominant max ``log s = log1p(rest)`` keeps ``rest`` to the relative
+    accuracy of its terms (``|z| eps``; exact shifts give ``log(1 + e**-40)`` to 1 ulp).
+    """
+    n = x.shape[0]
+    if n <= SUM_BLOCK:
+        n0, rest = _block_lse(x, sign, m, bhi, blo)
+        return n0, rest * _sum_scale(sign)
+    n0 = 0.0
+    rest = 0.0
+    comp = 0.0
+    for lo in range(0, n, SUM_BLOCK):
+        hi = min(n, lo + SUM_BLOCK)
+        a, b = _block_lse(x[lo:hi], sign, m, bhi, blo)
+        n0 += a
+        rest, comp = _two_sum_add(rest, comp, b)
+    return n0, (rest + comp) * _sum_scale(sign)
+
+
 @njit(cache=True, fastmath=_FLAGS)
 def _scale_out(out, f):  # type: ignore[no-untyped-def]
     for i in range(out.shape[0]):
@@ -429,8 +542,10 @@ def _row(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
         return status, m, 0.0, 0.0
     if kind == SOFTMAX:
         n0, rest = _row_store_scaled(x, sign, m, bhi, blo, out)
+    elif kind == LOGSUMEXP:
+        n0, rest = _row_lse(x, sign, m, bhi, blo)
     else:
-        n0, rest = _row_sums(x, sign, m, bhi, blo, out, False, kind == LOGSUMEXP)
+        n0, rest = _row_sums(x, sign, m, bhi, blo, out, False, False)
     if rest != rest:
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
@@ -466,8 +581,10 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
             if _finite(m):
                 if kind == SOFTMAX:  # (softmax's sums are of the stored, scaled values)
                     n0, rest = _row_store_scaled(xv, sign, m, bhi, blo, ov)
+                elif kind == LOGSUMEXP:
+                    n0, rest = _row_lse(xv, sign, m, bhi, blo)
                 else:
-                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, False, kind == LOGSUMEXP)
+                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, False, False)
                 status = HAS_NAN if rest != rest else NORMAL
             else:
                 status, _ = _special(xv, sign, LOGSUMEXP, ov)
