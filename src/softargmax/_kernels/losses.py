@@ -67,7 +67,17 @@ import numpy as np
 from numba.extending import overload
 
 from ._exp import _TWO_M64_F, exp32f_2p64_1, exp64
-from .core import NORMAL, SUM_BLOCK, _finite, _log_s, _row_max, _two_sum_add
+from .core import (
+    NORMAL,
+    SUM_BLOCK,
+    _exp_sum,
+    _finite,
+    _like,
+    _log_s,
+    _row_max,
+    _sum_scale,
+    _two_sum_add,
+)
 
 __all__ = [
     "ce_index",
@@ -126,44 +136,7 @@ def _exp_plain_ov(d):  # type: ignore[no-untyped-def]
     return lambda d: exp64(d, 0.0)
 
 
-def _exp_sum(d):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
-    raise NotImplementedError
-
-
-@overload(_exp_sum)
-def _exp_sum_ov(d):  # type: ignore[no-untyped-def]
-    """``exp(d) / _sum_unit``, for sums scaled back once: float32 gives ``exp(d) * 2**64``
-    (a normal float32 for ``d >= -110``: one product fewer per entry, no subnormal terms)."""
-    if d == nb.types.float32:
-        return lambda d: exp32f_2p64_1(d)
-    return lambda d: exp64(d, 0.0)
-
-
-def _sum_unit(one):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
-    raise NotImplementedError
-
-
-@overload(_sum_unit)
-def _sum_unit_ov(one):  # type: ignore[no-untyped-def]
-    """The float64 factor that turns a sum of :func:`_exp_sum` into a sum of ``exp``."""
-    unit = 2.0**-64 if one == nb.types.float32 else 1.0
-    return lambda one: unit
-
-
 _PART = 256  # entries summed in the input's dtype before the sum is widened (module notes)
-
-
-def _like(v, one):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
-    raise NotImplementedError
-
-
-@overload(_like)
-def _like_ov(v, one):  # type: ignore[no-untyped-def]
-    """``v`` rounded to ``one``'s dtype: a float64 coefficient in a float32 loop would
-    widen the loop to float64 lanes."""
-    if one == nb.types.float32:
-        return lambda v, one: np.float32(v)
-    return lambda v, one: np.float64(v)
 
 
 @nb.njit(inline="always")
@@ -172,11 +145,11 @@ def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
     # vectorised: without the product LLVM emits scalar code. The inner loop holds only
     # x's dtype, so float32 runs 16 AVX-512 lanes (a float64 accumulator in it would
     # halve the width): its partial sums are widened every _PART entries. Without a
-    # store the terms are _exp_sum's, scaled back once per part
+    # store the terms are core._exp_sum's, scaled back once per part
     zero = one - one
     n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
     rest = 0.0
-    unit = 1.0 if store else _sum_unit(one)
+    unit = 1.0 if store else _sum_scale(one)
     for lo in range(0, x.shape[0], _PART):
         xs = x[lo:lo + _PART]
         os = out[lo:lo + _PART] if store else out
@@ -187,7 +160,7 @@ def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
                 e = _exp_plain(y - m)
                 os[i] = e
             else:
-                e = _exp_sum(y - m)
+                e = _exp_sum(y - m, one)
             top = y == m
             n0 += one if top else zero
             part += zero if top else e
