@@ -300,12 +300,14 @@ def _block_sums(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
 
 @njit(inline="always")
 def _store_loop(x, sign, m, bhi, blo, out, unit, scaled):  # type: ignore[no-untyped-def]
-    total = 0.0
     for i in range(x.shape[0]):
         zhi, zlo = _z(x[i] * sign, m, bhi, blo, unit)
-        e = _exp_store(zhi, zlo, sign) if scaled else _exp_z(zhi, zlo, sign)
-        out[i] = e
-        total += e
+        out[i] = _exp_store(zhi, zlo, sign) if scaled else _exp_z(zhi, zlo, sign)
+    # summed in a loop of its own (the block is in L1): a float64 sum in the exp loop
+    # would make LLVM run all of it in float64-wide vectors, half the float32 lanes
+    total = 0.0
+    for i in range(x.shape[0]):
+        total += out[i]
     return 0.0, total
 
 
