@@ -130,7 +130,7 @@ def bench_streaming(args: argparse.Namespace) -> list[dict]:
         print(f"streaming: skipped, {free / 1e9:.1f} GB free in {directory} < 2 x {4 * n / 1e9:.1f} GB + 2 GB")
         return []
     src, out = os.path.join(directory, "x.npy"), os.path.join(directory, "p.npy")
-    cases = [("read + write once (floor)", "copy", args.k, None)]
+    cases: list[tuple[str, str, int, int | None]] = [("read + write once (floor)", "copy", args.k, None)]
     threads = os.cpu_count() or 1
     for label, k in ((f"rows of {args.k}: one pass", args.k), ("rows of 2**24: two passes", long_k)):
         cases.append((f"softmax_chunked, {label}, {threads} threads", "softmax", k, None))
@@ -200,7 +200,7 @@ def bench_dask(args: argparse.Namespace) -> list[dict]:
     import softargmax
     import softargmax.dask
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                       silence_logs=50) as cluster, Client(cluster) as client:
         # load numba and the compiled kernels in every worker before timing
