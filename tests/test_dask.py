@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -158,3 +161,104 @@ def test_bad_input():
         sdask.softmax(dx[dx[:, 0] > 0])
     with pytest.raises(ValueError, match="temperature"):
         sdask.log_softmax(dx, temperature=0.0)
+
+
+# --------------------------------------------------------------------------- the split softmax
+# softmax over trailing axes that are split across blocks keeps pass one's exps and
+# rescales them in place (one exp per entry); the tests below run the sync scheduler
+# (the distributed cases above take the same path).
+SPLIT = [
+    ((8, 30), (3, 7), -1),
+    ((8, 30), (8, (10, 0, 20)), -1),  # a chunk of width 0
+    ((5, 30), ((2, 3), (1, 29)), -1),
+    ((4, 6, 10), (2, 4, 3), (1, 2)),
+    ((4, 6, 10), (4, 6, 3), -1),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "chunks", "axis"), SPLIT)
+def test_split_softmax_equals_in_memory(shape, chunks, axis, dtype):
+    with np.errstate(over="ignore"):
+        x = logits(shape, seed=sum(shape)).astype(dtype)
+    x[0] = -np.inf  # an empty row; others get +inf and NaN entries in one chunk only
+    mask = np.random.default_rng(5).random(shape) < 0.8
+    dx = da.from_array(x, chunks=chunks)
+    rtol = 2e-6 if dtype == np.float32 else 1e-13
+    for kw in ({}, {"temperature": 3.0}, {"beta": -0.5}, {"where": mask}):
+        got = sdask.softmax(dx, axis, **kw).compute(scheduler="sync")
+        assert_same(got, core.softmax(x, axis, **kw), rtol)
+    got = sdask.softmin(dx, axis, where=da.from_array(mask, chunks=4)).compute(scheduler="sync")
+    assert_same(got, core.softmin(x, axis, where=mask), rtol)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_split_softmax_hypothesis(data):
+    """Random shapes, chunkings (uneven, split or not), values with +-inf and NaN."""
+    dtype = data.draw(st.sampled_from([np.float32, np.float64]))
+    shape = data.draw(hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=12))
+    values = st.one_of(st.floats(-80, 80), st.sampled_from([np.inf, -np.inf, np.nan, 1e30, -1e30]))
+    x = data.draw(hnp.arrays(dtype, shape, elements=values))
+    chunks = tuple(data.draw(st.integers(1, n)) for n in shape)
+    first = data.draw(st.integers(0, len(shape) - 1))
+    axis = tuple(range(first, len(shape)))
+    got = sdask.softmax(da.from_array(x, chunks=chunks), axis).compute(scheduler="sync")
+    assert_same(got, core.softmax(x, axis), 2e-6 if dtype == np.float32 else 1e-13)
+
+
+@pytest.mark.parametrize("scheduler", ["sync", "threads"])
+def test_split_softmax_one_exp_pass_per_block(monkeypatch, scheduler):
+    """Pass one runs once per block (it is not fused into both of its readers)."""
+    from softargmax import streaming
+
+    calls = []
+    stored = streaming._stored_rows
+
+    def counting(x, *args):
+        calls.append(x.shape)
+        return stored(x, *args)
+
+    monkeypatch.setattr(streaming, "_stored_rows", counting)
+    x = np.random.default_rng(6).normal(size=(8, 30))
+    dx = da.from_array(x, chunks=(3, 7))
+    assert_same(sdask.softmax(dx).compute(scheduler=scheduler), core.softmax(x))
+    assert len(calls) == dx.npartitions
+
+
+def test_split_softmax_graphs_that_share_blocks():
+    """Pass two scales pass one's exps in place: graphs computed together that differ
+    only in the tree of merges (split_every) must not share those exps."""
+    import dask
+
+    x = np.random.default_rng(7).normal(size=(8, 30))
+    dx = da.from_array(x, chunks=(3, 5))
+    lazy = [sdask.softmax(dx, split_every=2), sdask.softmax(dx, split_every=3), sdask.softmax(dx), sdask.softmax(dx)]
+    for scheduler in ("sync", "threads"):
+        for got in dask.compute(*lazy, scheduler=scheduler):
+            assert_same(got, core.softmax(x))
+
+
+def test_split_softmax_pass_two_input_states():
+    """Pass two's block: read-only exps (as a transfer may deliver them) are copied, not
+    written; a second run on exps already rescaled in place is an error, not a wrong
+    result."""
+    from softargmax._validation import resolve_scale
+
+    scale = resolve_scale()
+    x = np.random.default_rng(8).normal(size=(4, 12)).astype(np.float32)
+    halves = [np.ascontiguousarray(x[:, :5]), np.ascontiguousarray(x[:, 5:])]
+    triples = [sdask._exp_block(h, axes=(1,), scale=scale, work_dtype=np.float32) for h in halves]
+    merged = sdask._merge_blocks(np.concatenate([t[1] for t in triples], axis=1), (1,), True, scale)
+    want = core.softmax(x)
+    e, own, consumed = triples[0]
+    frozen = e.copy()
+    frozen.flags.writeable = False
+    got = sdask._rescale_block((frozen, own, consumed), merged, axes=(1,), scale=scale, dtype=np.float32)
+    assert_same(got, want[:, :5], 2e-6)
+    assert got is not frozen and not consumed[0]
+    got = sdask._rescale_block(triples[0], merged, axes=(1,), scale=scale, dtype=np.float32)
+    assert got is e and consumed[0]
+    assert_same(got, want[:, :5], 2e-6)
+    with pytest.raises(RuntimeError, match="already rescaled"):
+        sdask._rescale_block(triples[0], merged, axes=(1,), scale=scale, dtype=np.float32)

@@ -197,3 +197,78 @@ def test_kernels_equal_reference_hypothesis(case):
         ref = s._normalise(name, x, axes, scale, mask, state, np.float64, "reference")
         got = s._normalise(name, x, axes, scale, mask, state, np.float64, "numba")
         assert_close(got, cast(ref, dtype), dtype)
+
+
+# --------------------------------------------------------------------------- kept exps (Dask)
+def split_softmax(x, axes, split_axis, bounds, scale, mask):
+    """softmax of ``x`` over its trailing ``axes`` cut at ``bounds`` along ``split_axis``:
+    pass one keeps each piece's exps (``_stored_rows``), the pieces' states are merged in
+    any order, pass two rescales each piece in place (``_rescaled_rows``)."""
+    pieces = []
+    for a, b in zip(bounds[:-1], bounds[1:], strict=False):
+        idx = (slice(None),) * split_axis + (slice(a, b),)
+        pieces.append((idx, np.ascontiguousarray(x[idx]), None if mask is None else mask[idx]))
+    stored = [s._stored_rows(piece, axes, scale, m) for _, piece, m in pieces]
+    final = stored[-1][1]
+    for _, own in stored[-2::-1]:  # merged from the right: any order gives the same
+        final = s._merge(own, final, scale)
+    out = np.empty(x.shape, stored[0][0].dtype)
+    for (idx, piece, m), (e, own) in zip(pieces, stored, strict=True):
+        assert e.shape == piece.shape
+        s._rescaled_rows(e, axes, own, final, scale, m)
+        out[idx] = e
+    return out
+
+
+def reference_softmax(x, axes, scale, mask, dtype):
+    """The NumPy specification on the whole array in float64, rounded to ``dtype``."""
+    state = s._block_state(x.astype(np.float64), axes, scale, mask, None, np.float64, "reference")
+    return cast(s._normalise("softmax", x.astype(np.float64), axes, scale, mask, state, np.float64, "reference"),
+                dtype)
+
+
+SPLITS = [((9, 70), (1,), 1, [0, 20, 21, 70]), ((9, 70), (1,), 1, [0, 35, 35, 70]),  # an empty piece
+          ((1, 300), (1,), 1, [0, 1, 150, 300]), ((3, 7, 11), (1, 2), 1, [0, 3, 7]),
+          ((3, 7, 11), (1, 2), 2, [0, 4, 5, 11]), ((3, 7, 11), (2,), 2, [0, 6, 11])]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("shape", "axes", "split_axis", "bounds"), SPLITS)
+def test_kept_exps_equal_reference(shape, axes, split_axis, bounds, dtype):
+    rng = np.random.default_rng(sum(shape) + len(bounds))
+    x = adversarial(shape, dtype, rng)
+    if shape[0] > 2:  # an empty row, and rows whose +inf or NaN lie in one piece only
+        x[0] = -np.inf
+        x[1, ..., -1] = np.inf
+        x[-1, ..., 0] = np.nan
+    mask = rng.random(shape) < 0.8
+    x_before = x.copy()
+    for scale in SCALES:
+        for m in (None, mask):
+            got = split_softmax(x, axes, split_axis, bounds, scale, m)
+            assert got.dtype == dtype
+            assert_close(got, reference_softmax(x, axes, scale, m, dtype), dtype)
+    np.testing.assert_array_equal(x, x_before)
+
+
+def test_kept_exps_tiny_probabilities_rounded_once():
+    """A piece far below the row's max: its stored exps are normal numbers relative to its
+    own max, the factor (float64) takes them to float32 subnormals in one rounding."""
+    x = np.zeros((2, 6), np.float32)
+    x[:, 3:] = [[-95.0, -96.5, -100.0], [-103.0, -104.0, -120.0]]
+    got = split_softmax(x, (1,), 1, [0, 3, 6], SCALES[0], None)
+    want = cast(np.exp(x.astype(np.float64)) / np.exp(x.astype(np.float64)).sum(axis=1, keepdims=True), np.float32)
+    assert np.all(want[:, 3:] < np.finfo(np.float32).tiny)
+    np.testing.assert_array_equal(got, want)
+
+
+@settings(max_examples=100, deadline=None)
+@given(cases(), st.data())
+def test_kept_exps_hypothesis(case, data):
+    x, _, mask, scale, _ = case
+    axes = tuple(range(data.draw(st.integers(0, x.ndim - 1)), x.ndim))
+    split_axis = data.draw(st.sampled_from(axes))
+    n = x.shape[split_axis]
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=4)))
+    got = split_softmax(x, axes, split_axis, [0, *cuts, n], scale, mask)
+    assert_close(got, reference_softmax(x, axes, scale, mask, x.dtype), x.dtype)

@@ -10,8 +10,12 @@ array; nothing is computed before ``.compute()``. The edge semantics are those o
 * Otherwise each chunk is reduced to its (max, scaled sum) state
   (:mod:`softargmax.streaming`), the states are merged pairwise up a tree
   (``dask.array.reduction`` with a combine step that merges them) and a blockwise map
-  normalises every chunk with the merged state: two reads of the data, one ``exp`` per
-  element and pass, and a graph that grows linearly with the number of chunks.
+  finishes every chunk with the merged state; the graph grows linearly with the number
+  of chunks. For a softmax over the trailing axes (the usual ``axis=-1``) on the numba
+  kernels, pass one keeps each chunk's ``exp`` relative to its own max and pass two
+  rescales them in place (one read of the data, one ``exp`` per element, one new array
+  per chunk); otherwise (log_softmax, other axes, ``implementation="reference"``) pass
+  two reads the data again and computes the ``exp`` (or the log) with the final state.
 """
 
 from __future__ import annotations
@@ -112,6 +116,47 @@ def _whole_block(
     return res.astype(dtype, copy=False)
 
 
+def _exp_block(
+    x: np.ndarray, *extra: np.ndarray, axes: tuple[int, ...], scale: Scale, work_dtype: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pass one of a softmax split over blocks (rows): ``(stored exps, packed state,
+    consumed)``, a block of an intermediate array that only :func:`_own_state` and
+    :func:`_rescale_block` read; ``consumed`` is a one-element flag (see there)."""
+    mask = extra[0] if extra else None
+    e, state = _st._stored_rows(np.asarray(x, dtype=work_dtype), axes, scale, mask)
+    return e, _pack(state), np.zeros(1, dtype=bool)
+
+
+def _own_state(triple: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    return triple[1]
+
+
+def _rescale_block(
+    triple: tuple[np.ndarray, np.ndarray, np.ndarray], packed: np.ndarray, *extra: np.ndarray,
+    axes: tuple[int, ...], scale: Scale, dtype: Any,
+) -> np.ndarray:
+    """Pass two of :func:`_exp_block`: the stored exps times each row's factor, in place.
+
+    The exps are a buffer of this graph with this task as their only reader (the state
+    was taken out before the merge that this task waits for), so scaling them in place
+    saves a fresh output array per block: on a loaded machine faulting in new pages costs
+    more than the pass itself. ``consumed`` makes a second run on the same buffer (which
+    the schedulers never do: a lost result is recomputed from pass one) fail loudly
+    instead of scaling twice.
+    """
+    e, own, consumed = triple
+    in_place = e.flags.writeable and consumed.flags.writeable  # (not if read-only after a transfer)
+    if in_place:
+        if consumed[0]:
+            msg = "softargmax.dask: the stored exps of a block were already rescaled"
+            raise RuntimeError(msg)
+        consumed[0] = True
+    else:
+        e = e.copy()
+    _st._rescaled_rows(e, axes, _unpack(own), _unpack(packed), scale, extra[0] if extra else None)
+    return e.astype(dtype, copy=False)
+
+
 def _lse_block(packed: np.ndarray, *, scale: Scale, weighted: bool, part: str, dtype: Any) -> np.ndarray:
     lse, sign = _st._state_logsumexp(_unpack(packed), scale, weighted)
     if part == "sign":
@@ -181,6 +226,40 @@ def _states(
     )
 
 
+def _split_softmax(
+    x: Any, extra: list[Any], axes: tuple[int, ...], scale: Scale, work_dtype: Any, state_dtype: Any,
+    dtype: Any, split_every: Any,
+) -> Any:
+    """softmax with the (trailing) softmax axes split over blocks, one ``exp`` per entry:
+    pass one keeps each block's exps relative to its own max along with its state, the
+    states are merged up a tree, pass two multiplies each row by its factor. The exps
+    stay in worker memory between the passes (as ``exp(x - max)`` does in the plain
+    expression); the data is read once."""
+    import dask.array as da
+    from dask.base import tokenize
+
+    packed = _packed_dtype(state_dtype)
+    # Blocks of `pairs` are (exps, state, consumed) tuples; the meta stands for the exps.
+    # Pass two scales the exps in place, so the name of this layer covers everything its
+    # readers depend on: two graphs that share it are the same graph (Dask merges them).
+    first = partial(_exp_block, axes=axes, scale=scale, work_dtype=work_dtype)
+    pairs = da.map_blocks(
+        first, x, *extra, dtype=work_dtype, meta=_meta(x.ndim, work_dtype),
+        name="softargmax-exp-" + tokenize(first, x, *extra, dtype, split_every),
+    )
+    chunks = tuple((1,) * x.numblocks[i] if i in axes else c for i, c in enumerate(x.chunks))
+    own = da.map_blocks(_own_state, pairs, chunks=chunks, dtype=packed, meta=_meta(x.ndim, packed),
+                        token="softargmax-state")
+    merge = partial(_merge_blocks, scale=scale)
+    states = da.reduction(
+        own, chunk=merge, combine=merge, aggregate=merge, axis=axes, keepdims=True,
+        dtype=packed, split_every=split_every, meta=_meta(x.ndim, packed), name="softargmax-merge",
+    )
+    fn = partial(_rescale_block, axes=axes, scale=scale, dtype=dtype)
+    return da.map_blocks(fn, pairs, states, *extra, dtype=dtype, meta=_meta(x.ndim, dtype),
+                         token="softargmax-softmax")
+
+
 def _distribution(
     name: str,
     x: Array,
@@ -208,6 +287,9 @@ def _distribution(
         fn = partial(_whole_block, name=name, axes=axes, scale=scale, work_dtype=work_dtype,
                      state_dtype=state_dtype, dtype=dtype, implementation=implementation)
         return da.map_blocks(fn, x, *extra, dtype=dtype, meta=meta, token=f"softargmax-{name}")
+    if name == "softmax" and _st._rows_axes(axes, x.ndim) and \
+            _st._use_kernel(implementation, work_dtype, state_dtype, False, axes):
+        return _split_softmax(x, extra, axes, scale, work_dtype, state_dtype, dtype, split_every)
     states = _states(x, extra, axes, scale, bool(extra), False, work_dtype, state_dtype,
                      split_every, implementation, False)
     fn = partial(_normalise_block, name=name, axes=axes, scale=scale, work_dtype=work_dtype,

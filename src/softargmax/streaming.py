@@ -254,6 +254,68 @@ def _kernel_normalise(
     return res
 
 
+def _rows_axes(axes: tuple[int, ...], ndim: int) -> bool:
+    """Whether ``axes`` are the trailing axes: a block is then rows ``(R, K)`` as it lies."""
+    return bool(axes) and axes == tuple(range(axes[0], ndim))
+
+
+def _stored_rows(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any) -> tuple[np.ndarray, _State]:
+    """Pass one of a softmax whose distributions go on in other blocks, keeping the exps.
+
+    ``axes`` are the trailing axes of the block (:func:`_rows_axes`). Returns the exps of
+    each distribution relative to the block's own max, stored as the core's softmax
+    stores them (float32: times ``2**64``; the working dtype of the kernels), and the
+    block's state (keepdims; the sum ``rest`` of the exps, ``n0 = 0``, which a softmax
+    does not need apart). :func:`_rescaled_rows` finishes them with the merged state.
+    """
+    from ._kernels import api
+    from ._kernels import core as kc
+    from ._kernels import streaming as kern
+
+    lay = api._Layout(x, axes, mask, scale)
+    nout, k, _ = lay.x.shape
+    x2 = lay.x.reshape(nout, k)
+    e = np.empty(x2.shape, x2.dtype)
+    st, ms = np.empty((nout, 3)), np.empty(nout, x2.dtype)
+    kern.store_rows_serial(x2, *api._scale_args(scale, x2.dtype), st, ms, e)
+    nan = st[:, 0] == kc.HAS_NAN
+    m = ms.astype(np.float64)
+    m[nan] = -np.inf
+    shape = lay.keep_shape
+    return e.reshape(x.shape), _State(m.reshape(shape), st[:, 1].reshape(shape), st[:, 2].reshape(shape),
+                                      nan.reshape(shape))
+
+
+def _rescaled_rows(e: np.ndarray, axes: tuple[int, ...], own: _State, final: _State, scale: Scale, mask: Any) -> None:
+    """Pass two of :func:`_stored_rows`: turns the stored exps ``e`` (C-contiguous) of a
+    block into its softmax in place, given the block's own state and the merged (final)
+    state of its distributions.
+
+    Each row is multiplied by one factor, computed in float64: ``exp(beta (m_own - m)) /
+    s`` over the store unit where the distribution is normal (the error-free shift of
+    :func:`_exp_shift`), ``1 / n_inf`` where it has ``+inf`` entries (``e`` is 1 at this
+    block's ones), 0 where it is empty, NaN where it has a NaN anywhere.
+    """
+    from ._kernels import streaming as kern
+
+    if e.size == 0:
+        return
+    k = math.prod(e.shape[i] for i in axes)
+    nout = e.size // k
+    unit = 2.0**64 if e.dtype == np.float32 else 1.0
+    with np.errstate(all="ignore"):
+        m = final.m
+        shift = np.where(own.m == m, 1.0, _exp_shift(own.m, m, scale))
+        f = np.where(np.isfinite(m), shift / ((final.n0 + final.rest) * unit), 0.0)
+        f = np.where(m == np.inf, np.where(own.m == np.inf, 1.0 / final.n0, 0.0), f)
+        f = np.where(final.nan, np.nan, f)
+    f = np.ascontiguousarray(np.broadcast_to(f, own.m.shape), dtype=np.float64).reshape(nout)
+    kern.scale_rows_serial(e.reshape(nout, k), f)
+    if mask is not None and final.nan.any():
+        # excluded entries are structural: 0 even in a NaN row
+        np.copyto(e, 0.0, where=~np.asarray(mask))
+
+
 def _block_state(
     x: Any, axes: tuple[int, ...], scale: Scale, mask: Any, b: Any, dtype: Any,
     implementation: str = "auto", precise: bool = True,
@@ -419,18 +481,19 @@ def _normalise(
 
 
 def _whole_rows(name: str, x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, out: Any) -> np.ndarray:
-    """The serial kernel path of :func:`_softmax_block` for rows: the core's fused row
-    routine behind a GIL-free entry (:func:`softargmax._kernels.streaming.whole_rows_serial`),
-    laid out as :mod:`softargmax._kernels.api` does."""
+    """The serial kernel path of :func:`_softmax_block` for rows: the core's serial row
+    driver (:func:`softargmax._kernels.core.rows_serial`, which releases the GIL), laid
+    out as :mod:`softargmax._kernels.api` does."""
     from ._kernels import api
     from ._kernels import core as kc
-    from ._kernels import streaming as kern
 
     kind = kc.SOFTMAX if name == "softmax" else kc.LOG_SOFTMAX
     lay = api._Layout(x, axes, mask, scale)
     nout, k, _ = lay.x.shape
     res, res3 = lay.result(out)
-    kern.whole_rows_serial(lay.x.reshape(nout, k), *api._scale_args(scale, lay.x.dtype), kind, res3.reshape(nout, k))
+    st, ms = np.empty((nout, 3)), np.empty(nout, lay.x.dtype)
+    kc.rows_serial(lay.x.reshape(nout, k), *api._scale_args(scale, lay.x.dtype), kind, res3.reshape(nout, k),
+                   st, ms, 1, st, ms)
     res = lay.back(res, out)
     if mask is not None:
         # excluded entries are structural: 0 / -inf even in a NaN row

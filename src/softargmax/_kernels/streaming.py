@@ -25,9 +25,14 @@ float32 lanes: ``log s`` errs by about 1e-7 absolute, within logsumexp's bound);
 ``precise`` flag is passed on to the core's ``_row_sums`` (its ``lse``), which no longer
 distinguishes the two.
 
-The serial forms release the GIL, so that the chunked functions can run several chunks at
-once on threads (and a Dask worker several tasks): :func:`whole_rows_serial` is for that
-the core's one-read softmax of whole rows (:func:`.core._row`) behind a GIL-free entry.
+The serial forms release the GIL, as the core's serial drivers do, so that the chunked
+functions can run several chunks at once on threads (and a Dask worker several tasks).
+
+The Dask path of a softmax whose axis is split over blocks (rows) keeps the exps of pass
+one instead of computing them again: :func:`store_rows_serial` stores them relative to
+each block's own max and gives the block's state; once the states are merged,
+:func:`scale_rows_serial` multiplies each row by its factor ``exp(beta (m_block - m)) / s``
+(one ``exp`` per entry in all, as in the core's long rows).
 
 Layouts as in :mod:`.core`: rows ``(R, K)`` (a row may be split in pieces of
 :data:`.core.CHUNK` entries, since each entry only needs its row's ``(m, f)``) and
@@ -52,8 +57,8 @@ from .core import (
     SOFTMAX,
     _exp_store,
     _finite,
-    _row,
     _row_max,
+    _row_store_scaled,
     _row_sums,
     _rows_merge,
     _shift,
@@ -66,9 +71,10 @@ __all__ = [
     "cols_serial",
     "rows_parallel",
     "rows_serial",
+    "scale_rows_serial",
     "state_rows_parallel",
     "state_rows_serial",
-    "whole_rows_serial",
+    "store_rows_serial",
 ]
 
 
@@ -256,19 +262,73 @@ def state_rows_serial(x, sign, bhi, blo, precise, st, ms, nc, rst, rms):  # type
         _rows_merge(x, sign, bhi, blo, LOGSUMEXP, np.empty((x.shape[0], 0), x.dtype), st, ms, nc, rst, rms)
 
 
-# --------------------------------------------------------------------------- whole rows
-def _whole_sigs() -> list[Any]:
+# --------------------------------------------------------------------------- split rows, kept exps
+@njit(cache=True)
+def _store_row(x, sign, bhi, blo, out):  # type: ignore[no-untyped-def]
+    """Pass one of a row whose distribution goes on in other blocks: the exps relative
+    to this piece's own max, stored as the core's softmax stores them (:func:`.core._exp_store`:
+    float32 times ``2**64``), by the core's :func:`.core._row_store_scaled`.
+
+    Returns ``(status, m, n0, rest)`` with ``rest`` the sum of the exps (the stored sum
+    over the store unit: exact, a power of 2) and ``n0 = 0`` for a normal piece. A piece
+    that is not normal stores what its distribution's final factor multiplies: 1 at its
+    ``+inf`` entries and 0 elsewhere (``n0`` is then the ``+inf`` count), 0 everywhere if
+    it has a NaN or no finite maximum.
+    """
+    m = _row_max(x, sign)
+    n_inf = 0
+    if _finite(m):
+        _, total = _row_store_scaled(x, sign, m, bhi, blo, out)
+        if total == total:
+            return NORMAL, m, 0.0, total / _store_unit(sign)
+        status = HAS_NAN
+    else:
+        status, n_inf = _special(x, sign, LOGSUMEXP, out)
+    for j in range(x.shape[0]):
+        out[j] = 1.0 if status == HAS_INF and x[j] * sign == np.inf else 0.0
+    return status, m, np.float64(n_inf if status == HAS_INF else 0), 0.0
+
+
+def _store_sigs() -> list[Any]:
     f64 = nb.types.float64
     return [
-        nb.types.void(nb.types.Array(t, 2, "C", readonly=True), t, f64, f64, nb.types.int64,
-                      nb.types.Array(t, 2, "C"))
+        nb.types.void(nb.types.Array(t, 2, "C", readonly=True), t, f64, f64, nb.types.Array(f64, 2, "C"),
+                      nb.types.Array(t, 1, "C"), nb.types.Array(t, 2, "C"))
         for t in (nb.types.float32, nb.types.float64)
     ]
 
 
-@njit(_whole_sigs(), cache=True, nogil=True)
-def whole_rows_serial(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
-    """softmax (``kind`` SOFTMAX) or log_softmax of whole rows ``(R, K)`` into ``out``, one
-    row at a time by the core's fused row routine, without the GIL."""
+@njit(_store_sigs(), cache=True, nogil=True)
+def store_rows_serial(x, sign, bhi, blo, st, ms, out):  # type: ignore[no-untyped-def]
+    """Pass one of a softmax over rows ``(R, K)`` that other blocks continue: ``out[r]``
+    the stored exps of row ``r`` relative to its own max ``ms[r]``, ``st[r] = (status,
+    n0, rest)`` (see :func:`_store_row`); pass two is :func:`scale_rows_serial`."""
     for r in range(x.shape[0]):
-        _row(x[r], sign, bhi, blo, kind, out[r])
+        status, m, n0, rest = _store_row(x[r], sign, bhi, blo, out[r])
+        st[r, 0] = status
+        st[r, 1] = n0
+        st[r, 2] = rest
+        ms[r] = m
+
+
+def _scale_sigs() -> list[Any]:
+    f64 = nb.types.float64
+    return [nb.types.void(nb.types.Array(t, 2, "C"), nb.types.Array(f64, 1, "C", readonly=True))
+            for t in (nb.types.float32, nb.types.float64)]
+
+
+@njit(cache=True)
+def _scale_row(e, f):  # type: ignore[no-untyped-def]
+    # one array read and written: a loop over two arrays that may alias runs 2x slower
+    for j in range(e.shape[0]):
+        e[j] = e[j] * f
+
+
+@njit(_scale_sigs(), cache=True, nogil=True)
+def scale_rows_serial(e, f):  # type: ignore[no-untyped-def]
+    """``e[r] *= f[r]`` in place, the product in float64 rounded once to ``e``'s dtype
+    (as the core's softmax scales its stored exps): pass two of
+    :func:`store_rows_serial`, with ``f[r]`` the row's rescaling factor
+    ``exp(beta (m_piece - m)) / s`` over the store unit (or ``1 / n_inf``, 0 or NaN)."""
+    for r in range(e.shape[0]):
+        _scale_row(e[r], f[r])
