@@ -200,8 +200,6 @@ def _exp_z_ov(zhi, zlo, like):  # type: ignore[no-untyped-def]
     return lambda zhi, zlo, like: exp32f(zhi, zlo)
 
 
-
-
 def _exp_store(zhi, zlo, like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
     raise NotImplementedError
 
@@ -222,7 +220,8 @@ def _store_unit(like):  # type: ignore[no-untyped-def]  # pragma: no cover - num
 
 @overload(_store_unit)
 def _store_unit_ov(like):  # type: ignore[no-untyped-def]
-    """``exp(0)`` as ``_exp_store`` gives it: 1, or ``2**64`` for float32."""
+    """``exp(0)`` as ``_exp_store`` and ``_exp_sum`` give it: 1, or ``2**64`` for float32
+    (a power of two: dividing by it is exact)."""
     if like == types.float64:
         return lambda like: 1.0
     return lambda like: 2.0**64
@@ -398,21 +397,10 @@ def _exp_sum(z, like):  # type: ignore[no-untyped-def]  # pragma: no cover - num
 @overload(_exp_sum)
 def _exp_sum_ov(z, like):  # type: ignore[no-untyped-def]
     """What logsumexp's sum adds up: ``exp(z)`` (float64) or ``exp(z) * 2**64`` (float32,
-    the total is scaled once by ``2**-64``, see :func:`_sum_scale`)."""
+    the total is divided once by :func:`_store_unit`)."""
     if like == types.float64:
         return lambda z, like: exp64(z, 0.0)
     return lambda z, like: exp32f_2p64_1(z)
-
-
-def _sum_scale(like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
-    raise NotImplementedError
-
-
-@overload(_sum_scale)
-def _sum_scale_ov(like):  # type: ignore[no-untyped-def]
-    if like == types.float64:
-        return lambda like: 1.0
-    return lambda like: 2.0**-64
 
 
 @njit(inline="always")
@@ -460,7 +448,7 @@ def _row_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
     n = x.shape[0]
     if n <= SUM_BLOCK:
         n0, rest = _block_lse(x, sign, m, bhi, blo)
-        return n0, rest * _sum_scale(sign)
+        return n0, rest / _store_unit(sign)
     n0 = 0.0
     rest = 0.0
     comp = 0.0
@@ -469,7 +457,7 @@ def _row_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
         a, b = _block_lse(x[lo:hi], sign, m, bhi, blo)
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
-    return n0, (rest + comp) * _sum_scale(sign)
+    return n0, (rest + comp) / _store_unit(sign)
 
 
 @njit(cache=True, fastmath=_FLAGS)

@@ -75,7 +75,7 @@ from .core import (
     _like,
     _log_s,
     _row_max,
-    _sum_scale,
+    _store_unit,
     _two_sum_add,
 )
 
@@ -149,7 +149,7 @@ def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
     zero = one - one
     n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
     rest = 0.0
-    unit = 1.0 if store else _sum_scale(one)
+    unit = 1.0 if store else 1.0 / _store_unit(one)
     for lo in range(0, x.shape[0], _PART):
         xs = x[lo:lo + _PART]
         os = out[lo:lo + _PART] if store else out
