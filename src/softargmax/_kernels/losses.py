@@ -141,11 +141,12 @@ _PART = 256  # entries summed in the input's dtype before the sum is widened (mo
 
 @nb.njit(inline="always")
 def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
-    # ``x[i] * one`` (one = 1 in x's dtype, as the core kernels' sign) keeps this loop
-    # vectorised: without the product LLVM emits scalar code. The inner loop holds only
-    # x's dtype, so float32 runs 16 AVX-512 lanes (a float64 accumulator in it would
-    # halve the width): its partial sums are widened every _PART entries. Without a
-    # store the terms are core._exp_sum's, scaled back once per part
+    # The inner loop holds only x's dtype, so float32 runs 16 AVX-512 lanes (a float64
+    # accumulator in it would halve the width): its partial sums are widened every _PART
+    # entries. Without a store the terms are core._exp_sum's, scaled back once per part.
+    # (Other loops here multiply by ``one``, 1 in x's dtype as the core kernels' sign:
+    # LLVM left this loop scalar without that product while it summed in float64; it
+    # vectorises now, and is faster without it.)
     zero = one - one
     n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
     rest = 0.0
@@ -155,7 +156,7 @@ def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
         os = out[lo:lo + _PART] if store else out
         part = zero
         for i in range(xs.shape[0]):
-            y = xs[i] * one
+            y = xs[i]
             if store:
                 e = _exp_plain(y - m)
                 os[i] = e
