@@ -114,6 +114,12 @@ def select_path(name: str, implementation: Any, xp: Any, size: int) -> Any:
     (NumPy input only); ``"auto"`` takes the kernel for NumPy input of at least the
     kernel's minimum size.
     """
+    if implementation == "auto" and xp is _NUMPY_NS:  # the common case, fast
+        entry = _KERNELS.get(name)
+        if entry is None or size < entry[2]:
+            return None
+        fn = _LOADED.get(entry)
+        return fn if fn is not None else _load(entry)
     implementation = check_implementation(implementation)
     if implementation == "reference":
         return None
@@ -129,8 +135,11 @@ def select_path(name: str, implementation: Any, xp: Any, size: int) -> Any:
         return None
     entry = _KERNELS[name]
     fn = _LOADED.get(entry)
-    if fn is None:
-        fn = _LOADED[entry] = getattr(importlib.import_module(entry[0]), entry[1])
+    return fn if fn is not None else _load(entry)
+
+
+def _load(entry: tuple[str, str, int]) -> Any:
+    fn = _LOADED[entry] = getattr(importlib.import_module(entry[0]), entry[1])
     return fn
 
 

@@ -47,6 +47,8 @@ def _finish(xp: Any, res: Any, dtype: Any, out: Any) -> Any:
     """Cast to the result dtype, write into ``out`` if given, unwrap NumPy 0-d results."""
     if res is out:
         return out
+    if out is None and type(res) is np.ndarray and res.dtype == dtype:  # the common case, fast
+        return res if res.ndim else res[()]
     if res.dtype != dtype:
         with np.errstate(over="ignore"):  # e.g. a log-probability below float16's range
             res = xp.astype(res, dtype)

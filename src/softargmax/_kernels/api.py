@@ -47,9 +47,12 @@ _FINISH_PARALLEL_MIN = 16384
 _BETA_MIN_F32 = 1e-30
 
 
+_SIGNS = {(t, v): t(v) for t in (np.float32, np.float64) for v in (1, -1)}  # saves a scalar per call
+
+
 def _scale_args(scale: Scale, dtype: np.dtype) -> tuple[Any, float, float]:
     """``(sign, beta_hi, beta_lo)``: ``|beta| = beta_hi + beta_lo`` to twice the precision."""
-    sign = dtype.type(scale.sign)
+    sign = _SIGNS[dtype.type, scale.sign]
     if scale.temperature is None and scale.beta is None:
         return sign, 1.0, 0.0
     if scale.temperature is not None:
