@@ -203,7 +203,7 @@ def _sum_below(x, m):  # type: ignore[no-untyped-def]
     return acc
 
 
-@nb.njit(cache=True, fastmath=_FLAGS)
+@nb.njit(inline="always")
 def _grad_pass(g, one, k, su):  # type: ignore[no-untyped-def]
     """``g = k * g - su`` (``g`` holds ``exp(x - m)`` or ``p``), in ``g``'s dtype."""
     kk = _like(k, one)
