@@ -114,32 +114,22 @@ def select_path(name: str, implementation: Any, xp: Any, size: int) -> Any:
     (NumPy input only); ``"auto"`` takes the kernel for NumPy input of at least the
     kernel's minimum size.
     """
-    if implementation == "auto" and xp is _NUMPY_NS:  # the common case, fast
-        entry = _KERNELS.get(name)
-        if entry is None or size < entry[2]:
+    entry = _KERNELS.get(name)
+    if not (implementation == "auto" and xp is _NUMPY_NS):  # the common case needs no checks
+        implementation = check_implementation(implementation)
+        if implementation == "reference" or (implementation == "auto" and not is_numpy(xp)):
             return None
-        fn = _LOADED.get(entry)
-        return fn if fn is not None else _load(entry)
-    implementation = check_implementation(implementation)
-    if implementation == "reference":
-        return None
-    have = name in _KERNELS
-    if implementation == "numba":
-        if not is_numpy(xp):
+        if implementation == "numba" and not is_numpy(xp):
             msg = f"implementation='numba' needs NumPy input, got arrays of {xp.__name__}"
             raise ValueError(msg)
-        if not have:
+        if implementation == "numba" and entry is None:
             msg = f"implementation='numba' is not available for {name}"
             raise ValueError(msg)
-    elif not (have and is_numpy(xp) and size >= _KERNELS[name][2]):
+    if entry is None or (implementation == "auto" and size < entry[2]):
         return None
-    entry = _KERNELS[name]
     fn = _LOADED.get(entry)
-    return fn if fn is not None else _load(entry)
-
-
-def _load(entry: tuple[str, str, int]) -> Any:
-    fn = _LOADED[entry] = getattr(importlib.import_module(entry[0]), entry[1])
+    if fn is None:
+        fn = _LOADED[entry] = getattr(importlib.import_module(entry[0]), entry[1])
     return fn
 
 
