@@ -17,13 +17,13 @@ from ._validation import check_implementation
 
 __all__ = ["asarray_like", "device_of", "get_namespace", "is_numpy", "select_path"]
 
-_NUMPY_NS = array_api_compat.array_namespace(np.empty(0))
+NUMPY_NS = array_api_compat.array_namespace(np.empty(0))
 
 is_jax_namespace = array_api_compat.is_jax_namespace
 
 
 def is_numpy(xp: Any) -> bool:
-    return xp is _NUMPY_NS or array_api_compat.is_numpy_namespace(xp)
+    return xp is NUMPY_NS or array_api_compat.is_numpy_namespace(xp)
 
 
 def is_dask_array(x: Any) -> bool:
@@ -41,20 +41,20 @@ def get_namespace(*arrays: Any) -> tuple[Any, list[Any]]:
         if a is not None and type(a) is not np.ndarray:
             break
     else:
-        return _NUMPY_NS, list(arrays)
+        return NUMPY_NS, list(arrays)
     lib_arrays = [
         a for a in arrays
         if a is not None and array_api_compat.is_array_api_obj(a) and not isinstance(a, np.generic)
     ]
-    xp = array_api_compat.array_namespace(*lib_arrays) if lib_arrays else _NUMPY_NS
-    if xp is not _NUMPY_NS and array_api_compat.is_numpy_namespace(xp):
-        xp = _NUMPY_NS
+    xp = array_api_compat.array_namespace(*lib_arrays) if lib_arrays else NUMPY_NS
+    if xp is not NUMPY_NS and array_api_compat.is_numpy_namespace(xp):
+        xp = NUMPY_NS
     return xp, [None if a is None else asarray_like(xp, a, like=lib_arrays) for a in arrays]
 
 
 def asarray_like(xp: Any, a: Any, like: list[Any] | None = None) -> Any:
     """``a`` as an array of namespace ``xp`` (on the device of ``like[0]`` if given)."""
-    if xp is _NUMPY_NS:
+    if xp is NUMPY_NS:
         if isinstance(a, np.ndarray):
             return a
         try:
@@ -115,7 +115,7 @@ def select_path(name: str, implementation: Any, xp: Any, size: int) -> Any:
     kernel's minimum size.
     """
     entry = _KERNELS.get(name)
-    if not (implementation == "auto" and xp is _NUMPY_NS):  # the common case needs no checks
+    if not (implementation == "auto" and xp is NUMPY_NS):  # the common case needs no checks
         implementation = check_implementation(implementation)
         if implementation == "reference" or (implementation == "auto" and not is_numpy(xp)):
             return None

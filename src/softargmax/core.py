@@ -27,7 +27,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from . import _reference
-from ._backend import get_namespace, is_dask_array, is_numpy, select_path
+from ._backend import NUMPY_NS, get_namespace, is_dask_array, is_numpy, select_path
 from ._validation import (
     Scale,
     check_out,
@@ -41,6 +41,8 @@ from ._validation import (
 __all__ = ["hardmax", "log_softmax", "logsumexp", "softmax", "softmin"]
 
 Array = Any
+
+_KERNEL_DTYPES = (np.float32, np.float64)
 
 
 def _finish(xp: Any, res: Any, dtype: Any, out: Any) -> Any:
@@ -84,6 +86,21 @@ def _distribution(
     out: Any,
     implementation: str,
 ) -> Array:
+    if (
+        type(x) is np.ndarray
+        and x.dtype.type in _KERNEL_DTYPES
+        and type(axis) is int
+        and axis == -1
+        and x.ndim
+        and where is None
+        and out is None
+        and implementation == "auto"
+    ):
+        # the most common call, a NumPy float array along its last axis: nothing to
+        # convert or check, and the kernel's result is already the answer
+        kernel = select_path(name, implementation, NUMPY_NS, x.size)
+        if kernel is not None:
+            return kernel(x, (x.ndim - 1,), scale, None, None)
     if (type(x) is not np.ndarray or where is not None) and (is_dask_array(x) or is_dask_array(where)):
         from . import dask as _dask
 
