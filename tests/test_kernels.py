@@ -221,6 +221,7 @@ def _adversarial(shape: tuple[int, ...], dtype: type, rng: np.random.Generator) 
 LAYOUTS = [
     ((7, 300), -1),  # rows
     ((200, 10), -1),  # short rows, blocks
+    ((1500, 7), -1),  # short rows, several blocks, the last one partial
     ((3, 1), -1),  # one-entry rows
     ((2, 3 * kcore.CHUNK + 17), -1),  # long rows, split in chunks
     ((50, 6, 70), 1),  # columns

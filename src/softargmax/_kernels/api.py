@@ -170,7 +170,8 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
     """Run the kernel for ``lay``; returns the per-distribution ``(stats, max)``.
 
     ``stats[..., 0]`` is the status, ``[..., 1]`` n0 and ``[..., 2]`` rest, with shape
-    ``(outer,)`` (rows) or ``(outer, inner)`` (columns).
+    ``(outer,)`` (rows) or ``(outer, inner)`` (columns); empty for softmax and log_softmax
+    on short rows, whose kernel keeps none.
     """
     x3 = lay.x
     nout, k, ninner = x3.shape
@@ -182,11 +183,14 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
         if ninner == 1:
             x2 = x3.reshape(nout, k)
             out2 = res3.reshape(nout, k) if res3 is not None else np.empty((nout, 0), dtype)
-            rst = np.empty((nout, 3))
-            rms = np.empty(nout, dtype)
             if k < _k.SHORT and nout > 1:
+                # softmax and log_softmax keep no statistics there (see _short_tasks)
+                nst = nout if kind == _k.LOGSUMEXP else 0
+                rst, rms = np.empty((nst, 3)), np.empty(nst, dtype)
                 _short(x2, sign, bhi, blo, kind, out2, rst, rms, parallel)
                 return rst, rms
+            rst = np.empty((nout, 3))
+            rms = np.empty(nout, dtype)
             nc = -(-k // _k.CHUNK) if k > _k.CHUNK else 1
             if nc == 1:
                 st, ms = rst, rms

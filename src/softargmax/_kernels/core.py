@@ -641,91 +641,84 @@ def _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # typ
 
 # --------------------------------------------------------------------------- short rows
 @njit(inline="always")
-def _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, store, unit):  # type: ignore[no-untyped-def]
-    """The exp pass over a transposed block ``xt[j * nr + r]``, vectorised across rows:
-    the maxima counted in ``n0``, the other exps summed in ``rest``; with ``store``
-    (softmax) ``et`` receives what ``_exp_store`` gives (float32: ``exp(z) * 2**64``, and
-    ``rest`` is of those)."""
+def _short_exp(xt, sign, mm, bhi, blo, et, nr, k, kind, unit):  # type: ignore[no-untyped-def]
+    """The exp pass over a transposed block ``xt[j * nr + r]``, vectorised across rows,
+    into ``et``: softmax's ``_exp_store``, log_softmax's ``_exp_z`` (both of the
+    compensated shift), logsumexp's ``_exp_sum`` of the plain shift. Only the input's
+    dtype is in the loop (full SIMD width); the float64 sums are a loop of their own."""
+    for j in range(k):
+        xj = xt[j * nr:(j + 1) * nr]
+        ej = et[j * nr:(j + 1) * nr]
+        if kind == LOGSUMEXP:
+            b = _like(bhi, sign)
+            for r in range(nr):
+                ej[r] = _exp_sum(_shift_plain(xj[r] * sign, mm[r], b, mm[r] * b, unit), sign)
+        elif kind == SOFTMAX:
+            for r in range(nr):
+                zhi, zlo = _z(xj[r] * sign, mm[r], bhi, blo, unit)
+                ej[r] = _exp_store(zhi, zlo, sign)
+        else:
+            for r in range(nr):
+                zhi, zlo = _z(xj[r] * sign, mm[r], bhi, blo, unit)
+                ej[r] = _exp_z(zhi, zlo, sign)
+
+
+@njit(inline="always")
+def _short_sums(xt, sign, mm, et, n0, rest, nr, k, split):  # type: ignore[no-untyped-def]
+    """Per row of the block: ``rest`` the sum of the exps; with ``split`` the maxima
+    (``y == m``, each exp(0)) counted in ``n0`` instead (log s keeps a tiny rest exact)."""
     for r in range(nr):
         n0[r] = 0.0
         rest[r] = 0.0
     for j in range(k):
-        xj = xt[j * nr:(j + 1) * nr]
         ej = et[j * nr:(j + 1) * nr]
-        if store:
+        if split:
+            xj = xt[j * nr:(j + 1) * nr]
             for r in range(nr):
-                y = xj[r] * sign
-                zhi, zlo = _z(y, mm[r], bhi, blo, unit)
-                e = _exp_store(zhi, zlo, sign)
-                ej[r] = e
-                top = y == mm[r]
+                top = xj[r] * sign == mm[r]
                 n0[r] += 1.0 if top else 0.0
-                rest[r] += 0.0 if top else e
+                rest[r] += 0.0 if top else ej[r]
         else:
             for r in range(nr):
-                y = xj[r] * sign
-                zhi, zlo = _z(y, mm[r], bhi, blo, unit)
-                e = _exp_z(zhi, zlo, sign)
-                top = y == mm[r]
-                n0[r] += 1.0 if top else 0.0
-                rest[r] += 0.0 if top else e
-
-
-@njit(inline="always")
-def _short_log(xt, sign, mm, bhi, blo, f, et, nr, k, unit):  # type: ignore[no-untyped-def]
-    for j in range(k):
-        xj = xt[j * nr:(j + 1) * nr]
-        ej = et[j * nr:(j + 1) * nr]
-        for r in range(nr):
-            zhi, zlo = _shift_wide(xj[r] * sign, mm[r], bhi, blo, unit)
-            ej[r] = (zhi - f[r]) + zlo
-
-
-@njit(cache=True)
-def _transpose_index(tidx, oidx, nr, k):  # type: ignore[no-untyped-def]
-    """``xt[t] = xf[tidx[t]]`` transposes a block of ``nr`` rows; ``out[i] = et[oidx[i]]`` back."""
-    for j in range(k):
-        for r in range(nr):
-            tidx[j * nr + r] = r * k + j
-            oidx[r * k + j] = j * nr + r
+                rest[r] += ej[r]
 
 
 @njit(cache=True, fastmath=_FLAGS)
 def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: ignore[no-untyped-def]
-    """Blocks ``b0..b1`` of ``rpb`` short rows each, transposed so that every pass runs
-    vectorised across the rows of a block (the rows themselves are too short to vectorise)."""
+    """Blocks ``b0..b1`` of ``rpb`` short rows each, transposed so that the max, exp and
+    sum passes run vectorised across the rows of a block (the rows themselves are too
+    short to vectorise). softmax and log_softmax fill ``out``; logsumexp fills the
+    statistics ``rst`` and ``rms``, which the other kinds leave alone (they may be empty:
+    a million short rows would write 28 MB of statistics that nobody reads)."""
     nrow, k = x.shape
     ninf = _neg_inf(sign)
     zero = sign - sign
     unit = _is_unit(bhi, blo)
-    store = kind == SOFTMAX
-    big = _store_unit(sign)  # what exp(0) is stored as
+    big = _store_unit(sign)  # what exp(0) is stored as (softmax, logsumexp)
     xflat = x.reshape(nrow * k)
     oflat = out.reshape(out.size)
     n = rpb * k
     xt = np.empty(n, dtype=x.dtype)
     et = np.empty(n, dtype=x.dtype)
-    tidx = np.empty(n, dtype=np.int64)
-    oidx = np.empty(n, dtype=np.int64)
     m = np.empty(rpb, dtype=x.dtype)
     mm = np.empty(rpb, dtype=x.dtype)
     n0 = np.empty(rpb)
     rest = np.empty(rpb)
     f = np.empty(rpb)
-    built = -1
+    bad = np.empty(rpb, dtype=np.bool_)
     for b in range(b0, b1):
         r0 = b * rpb
         r1 = min(nrow, r0 + rpb)
         nr = r1 - r0
-        nb = nr * k
-        if nr != built:
-            _transpose_index(tidx, oidx, nr, k)
-            built = nr
         xf = xflat[r0 * k:r1 * k]
         of = oflat[r0 * k:r1 * k]
-        for t in range(nb):
-            xt[t] = xf[tidx[t]]
-        # per-row max (0 where no max is finite: those rows are redone by _special)
+        # transpose (a computed index: cheaper than an index array; a loop of its own:
+        # faster than with the max in it), and the per-row max (0 where no max is
+        # finite: those rows are redone by _special)
+        for j in range(k):
+            xj = xt[j * nr:(j + 1) * nr]
+            for r in range(nr):
+                xj[r] = xf[r * k + j]
         for r in range(nr):
             m[r] = ninf
         for j in range(k):
@@ -735,42 +728,47 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
         for r in range(nr):
             mm[r] = m[r] if _finite(m[r]) else zero
         if unit:
-            _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, store, True)
+            _short_exp(xt, sign, mm, bhi, blo, et, nr, k, kind, True)
         else:
-            _short_exp(xt, sign, mm, bhi, blo, et, n0, rest, nr, k, store, False)
+            _short_exp(xt, sign, mm, bhi, blo, et, nr, k, kind, False)
+        _short_sums(xt, sign, mm, et, n0, rest, nr, k, kind != SOFTMAX)
         special = False
         for r in range(nr):
             normal = _finite(m[r]) and rest[r] == rest[r]
+            bad[r] = not normal
             special |= not normal
-            rst[r0 + r, 0] = NORMAL if normal else HAS_NAN
-            rst[r0 + r, 1] = n0[r]
-            rst[r0 + r, 2] = rest[r] / big if store else rest[r]  # exact: a power of 2
-            rms[r0 + r] = m[r]
-            if not normal:
-                f[r] = 0.0  # the row is rewritten by _special below
+            f[r] = 0.0  # a special row is rewritten by _special below
+            if kind == LOGSUMEXP:  # the only kind whose statistics the callers use
+                rst[r0 + r, 0] = NORMAL if normal else HAS_NAN
+                rst[r0 + r, 1] = n0[r]
+                rst[r0 + r, 2] = rest[r] / big  # float32: exact, a power of 2
+                rms[r0 + r] = m[r]
+            elif not normal:
+                pass
             elif kind == SOFTMAX:
-                f[r] = 1.0 / (n0[r] * big + rest[r])
-            elif kind == LOG_SOFTMAX:
+                f[r] = 1.0 / rest[r]
+            else:
                 f[r] = _log_s(n0[r], rest[r])
+        # the outputs: softmax scaled and transposed back in one loop, log_softmax row by
+        # row from the input (it needs no exp)
         if kind == SOFTMAX:
             for j in range(k):
                 ej = et[j * nr:(j + 1) * nr]
                 for r in range(nr):
-                    ej[r] = ej[r] * f[r]
+                    of[r * k + j] = ej[r] * f[r]
         elif kind == LOG_SOFTMAX:
-            if unit:
-                _short_log(xt, sign, mm, bhi, blo, f, et, nr, k, True)
-            else:
-                _short_log(xt, sign, mm, bhi, blo, f, et, nr, k, False)
-        if kind != LOGSUMEXP:
-            for i in range(nb):
-                of[i] = et[oidx[i]]
+            for r in range(nr):
+                if unit:
+                    _log_loop(xf[r * k:(r + 1) * k], sign, mm[r], bhi, blo, f[r], of[r * k:(r + 1) * k], True)
+                else:
+                    _log_loop(xf[r * k:(r + 1) * k], sign, mm[r], bhi, blo, f[r], of[r * k:(r + 1) * k], False)
         # rows with NaN, +inf or empty support
         if special:
             for r in range(r0, r1):
-                if rst[r, 0] != NORMAL:
+                if bad[r - r0]:
                     status, _ = _special(x[r], sign, kind, out[r])
-                    rst[r, 0] = status
+                    if kind == LOGSUMEXP:
+                        rst[r, 0] = status
 
 
 # --------------------------------------------------------------------------- columns
