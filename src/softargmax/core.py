@@ -397,7 +397,7 @@ def logsumexp(
         lse, sign = kernel(work, axes, scale, mask, b)
     else:
         lse, sign = _reference.logsumexp(xp, work, axes, scale, mask, b)
-    if not return_sign:
+    if not return_sign and b is not None:  # a negative sum has no log (without b none is negative)
         lse = xp.where(sign < 0, xp.full_like(lse, float("nan")), lse)
     if not keepdims and axes:
         lse = xp.squeeze(lse, axis=axes)
