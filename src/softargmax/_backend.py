@@ -15,15 +15,26 @@ import numpy as np
 
 from ._validation import check_implementation
 
-__all__ = ["asarray_like", "device_of", "get_namespace", "is_numpy", "select_path"]
+__all__ = ["asarray_like", "device_of", "get_namespace", "is_numpy", "numpy_kernel", "select_path"]
 
-NUMPY_NS = array_api_compat.array_namespace(np.empty(0))
+# array_api_compat's NumPy namespace, made on first use: importing it walks NumPy's lazy
+# submodules (numpy.testing, numpy.f2py, numpy.ma), about 0.1 s that a call on a NumPy
+# array along the last axis never needs
+NUMPY_NS: Any = None
 
 is_jax_namespace = array_api_compat.is_jax_namespace
 
 
+def numpy_namespace() -> Any:
+    """array_api_compat's NumPy namespace (imported on the first call)."""
+    global NUMPY_NS
+    if NUMPY_NS is None:
+        NUMPY_NS = array_api_compat.array_namespace(np.empty(0))
+    return NUMPY_NS
+
+
 def is_numpy(xp: Any) -> bool:
-    return xp is NUMPY_NS or array_api_compat.is_numpy_namespace(xp)
+    return xp is not None and (xp is NUMPY_NS or array_api_compat.is_numpy_namespace(xp))
 
 
 def is_dask_array(x: Any) -> bool:
@@ -41,14 +52,14 @@ def get_namespace(*arrays: Any) -> tuple[Any, list[Any]]:
         if a is not None and type(a) is not np.ndarray:
             break
     else:
-        return NUMPY_NS, list(arrays)
+        return (NUMPY_NS if NUMPY_NS is not None else numpy_namespace()), list(arrays)
     lib_arrays = [
         a for a in arrays
         if a is not None and array_api_compat.is_array_api_obj(a) and not isinstance(a, np.generic)
     ]
-    xp = array_api_compat.array_namespace(*lib_arrays) if lib_arrays else NUMPY_NS
-    if xp is not NUMPY_NS and array_api_compat.is_numpy_namespace(xp):
-        xp = NUMPY_NS
+    xp = array_api_compat.array_namespace(*lib_arrays) if lib_arrays else numpy_namespace()
+    if array_api_compat.is_numpy_namespace(xp):
+        xp = numpy_namespace()
     return xp, [None if a is None else asarray_like(xp, a, like=lib_arrays) for a in arrays]
 
 
@@ -114,19 +125,35 @@ def select_path(name: str, implementation: Any, xp: Any, size: int) -> Any:
     (NumPy input only); ``"auto"`` takes the kernel for NumPy input of at least the
     kernel's minimum size.
     """
-    entry = _KERNELS.get(name)
-    if not (implementation == "auto" and xp is NUMPY_NS):  # the common case needs no checks
-        implementation = check_implementation(implementation)
-        if implementation == "reference" or (implementation == "auto" and not is_numpy(xp)):
-            return None
-        if implementation == "numba" and not is_numpy(xp):
+    if implementation == "auto" and xp is NUMPY_NS and xp is not None:  # the common case
+        return numpy_kernel(name, size)
+    implementation = check_implementation(implementation)
+    if implementation == "reference":
+        return None
+    if not is_numpy(xp):
+        if implementation == "numba":
             msg = f"implementation='numba' needs NumPy input, got arrays of {xp.__name__}"
             raise ValueError(msg)
-        if implementation == "numba" and entry is None:
-            msg = f"implementation='numba' is not available for {name}"
-            raise ValueError(msg)
-    if entry is None or (implementation == "auto" and size < entry[2]):
         return None
+    if implementation == "auto":
+        return numpy_kernel(name, size)
+    entry = _KERNELS.get(name)
+    if entry is None:
+        msg = f"implementation='numba' is not available for {name}"
+        raise ValueError(msg)
+    return _load(entry)
+
+
+def numpy_kernel(name: str, size: int) -> Any:
+    """The kernel that ``implementation="auto"`` picks for NumPy input of ``size``
+    elements, or ``None`` (no kernel, or the input is below its minimum size)."""
+    entry = _KERNELS.get(name)
+    if entry is None or size < entry[2]:
+        return None
+    return _load(entry)
+
+
+def _load(entry: tuple[str, str, int]) -> Any:
     fn = _LOADED.get(entry)
     if fn is None:
         fn = _LOADED[entry] = getattr(importlib.import_module(entry[0]), entry[1])

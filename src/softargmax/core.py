@@ -27,7 +27,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from . import _reference
-from ._backend import NUMPY_NS, get_namespace, is_dask_array, is_numpy, select_path
+from ._backend import get_namespace, is_dask_array, is_numpy, numpy_kernel, select_path
 from ._validation import (
     Scale,
     check_out,
@@ -98,7 +98,7 @@ def _distribution(
     ):
         # the most common call, a NumPy float array along its last axis: nothing to
         # convert or check, and the kernel's result is already the answer
-        kernel = select_path(name, implementation, NUMPY_NS, x.size)
+        kernel = numpy_kernel(name, x.size)
         if kernel is not None:
             return kernel(x, (x.ndim - 1,), scale, None, None)
     if (type(x) is not np.ndarray or where is not None) and (is_dask_array(x) or is_dask_array(where)):
