@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 from softargmax import _reference
 from softargmax._kernels import api
 from softargmax._kernels import core as kcore
-from softargmax._kernels._exp import exp_array, exp_array32
+from softargmax._kernels._exp import exp_array, exp_array32, log_array
 from softargmax._validation import Scale
 from softargmax.core import log_softmax, logsumexp, softmax
 
@@ -40,6 +40,24 @@ def test_exp64_within_one_ulp():
     out = np.empty_like(z)
     exp_array(z, out, False)
     assert _ulps(out, z).max() <= 1.0
+
+
+def test_log1p_sum_within_one_ulp():
+    # log(1 + a + b): the log s = log(n0 + rest) of every distribution, a = n0 - 1 (an
+    # integer) and rest >= 0 (tiny next to a dominant max: log1p's relative accuracy);
+    # also a sum below 1 and sums next to the split point sqrt(2)
+    rng = np.random.default_rng(5)
+    n = 600
+    a = np.concatenate([np.zeros(n), rng.integers(0, 10**6, n).astype(float), np.zeros(n), np.full(n, -1.0)])
+    b = np.concatenate([10.0 ** rng.uniform(-300, 0.5, n), 10.0 ** rng.uniform(-5, 9, n),
+                        math.sqrt(2) - 1 + rng.uniform(-1e-3, 1e-3, n), rng.uniform(1e-3, 1.0, n)])
+    out = np.empty_like(a)
+    log_array(a, b, out)
+    with mpmath.workdps(40):
+        exact = [mpmath.log1p(mpmath.mpf(float(x)) + mpmath.mpf(float(y))) for x, y in zip(a, b, strict=True)]
+    ulps = [abs(float((mpmath.mpf(float(g)) - e) / math.ulp(float(e)))) for g, e in zip(out, exact, strict=True)]
+    assert max(ulps) <= 0.9
+    assert out[0] == b[0] or abs(out[0] - b[0]) <= math.ulp(b[0])  # log1p(tiny) = tiny
 
 
 def test_exp32_sweep_in_float32_ulps():
