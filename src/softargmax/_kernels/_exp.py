@@ -302,7 +302,7 @@ def log1p_sum(a: float, b: float) -> float:
     s = 1.0 + u
     bb = s - 1.0
     c = ((1.0 - (s - bb)) + (u - bb)) + ((a - u) + b)  # TwoSum of 1 + u, and u's own error
-    bits = _f64_bits(s)
+    bits: int = _f64_bits(s)  # type: ignore[call-arg]
     k = (bits - _SQRT_HALF_BITS) >> 52
     f: float = _bits_f64(bits - (k << 52))  # type: ignore[call-arg]
     g = f - 1.0
