@@ -36,6 +36,13 @@ def test_softmax_seven_numbers():
     assert res.stderr == ""
 
 
+def test_python_dash_m_runs_the_command():
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    res = subprocess.run([sys.executable, "-m", "softargmax", "softmax", "0", "0"],
+                         capture_output=True, text=True, timeout=120, env=env, check=False)
+    assert (res.returncode, res.stdout, res.stderr) == (0, "0.5 0.5\n", "")
+
+
 def test_options():
     got = values(run("softmax", "1", "2", "3", "--temperature", "0.5").stdout)
     np.testing.assert_allclose(got[0], softargmax.softmax([1.0, 2.0, 3.0], temperature=0.5), rtol=1e-6)

@@ -23,6 +23,11 @@ import numpy as np
 
 __all__ = ["main"]
 
+# One command runs one call: below this many numbers NumPy (the reference path) answers
+# before numba could be imported and set up (about 0.5 s on a warm cache); above, the
+# kernels win that back
+_KERNELS_MIN = 1 << 20
+
 # Modules that add subcommands through ``register_cli(subparsers)``; skipped while absent.
 _PLUGINS = ("softargmax.bench", "softargmax.large_output.skipgram")
 
@@ -116,10 +121,11 @@ def _run_distribution(args: argparse.Namespace) -> int:
     import softargmax
 
     x = _values(args)
-    scale = {"temperature": args.temperature, "beta": args.beta, "base": args.base}
+    scale: dict[str, Any] = {"temperature": args.temperature, "beta": args.beta, "base": args.base}
+    path: dict[str, Any] = {"implementation": "reference" if x.size < _KERNELS_MIN else "auto"}
     name = args.command.replace("-", "_")
     if name == "logsumexp":
-        result = np.asarray(softargmax.logsumexp(x, axis=args.axis, **scale))
+        result = np.asarray(softargmax.logsumexp(x, axis=args.axis, **scale, **path))
         _emit(result, args, per_line=True)
         return 0
     if name == "softmax" and args.log:
@@ -130,7 +136,7 @@ def _run_distribution(args: argparse.Namespace) -> int:
             raise ValueError(msg)
         result = softargmax.hardmax(x, axis=args.axis)
     else:
-        result = getattr(softargmax, name)(x, axis=args.axis, **scale)
+        result = getattr(softargmax, name)(x, axis=args.axis, **scale, **path)
     # one distribution per line: the distribution axis goes last
     _emit(np.moveaxis(np.asarray(result), args.axis, -1), args, per_line=False)
     return 0
