@@ -10,9 +10,9 @@ over memory; for one distribution with entries ``y = sign * x`` (excluded entrie
    float64 sums ``n0`` (the maxima, ``y == m``, each contributing 1) and ``rest`` (the
    others). softmax stores ``e`` in ``out`` on the way. A NaN among the included entries
    makes ``rest`` NaN. The unit scale (beta = 1) runs a loop of its own without the
-   products. logsumexp's sum (:func:`_row_lse`) skips the compensation: the
-   shift rounded once, ``exp(z) * 2**64`` summed (float32), within its bound; the maxima
-   are still counted apart.
+   products. logsumexp's sum (:func:`_row_lse`, and on short rows) skips the
+   compensation: the shift rounded once, ``exp(z) * 2**64`` summed (float32), within its
+   bound; the maxima are still counted apart.
 3. softmax: ``out *= 1 / (n0 + rest)`` while the row is still in cache; log_softmax:
    ``out = (z_hi - log_s) + z_lo`` with ``log_s = log1p((n0 - 1) + rest)`` (accurate next
    to a dominant maximum; float32 input shifted exactly in float64 there, no exp is
@@ -25,7 +25,10 @@ NaN) go to a scalar routine with the reference's semantics. Layouts:
   long row (chunks of ``CHUNK`` elements run in parallel; their ``(m, n0, rest)`` are
   merged and a second parallel pass rescales each chunk by ``exp(beta(m_c - m)) / s``);
 * short rows (``K < SHORT``): blocks of rows, transposed into a buffer (``K`` rows of one
-  entry per row) so that every pass vectorises across the rows, and transposed back;
+  entry per row) so that the max, exp and sum passes vectorise across the rows; softmax
+  is scaled and transposed back in one loop, log_softmax writes each row from the input
+  (it needs no exp there), and ``log s`` is computed for the whole block at once
+  (:func:`._exp.log1p_sum`, a vectorisable log);
 * columns (the reduced axes are followed by others): ``(outer, K, inner)`` without a
   transpose copy, vectorised across the contiguous inner dimension in tasks as wide as
   the threads allow (whole rows stream; narrow bands thrash the TLB), with an online
