@@ -282,10 +282,24 @@ def logsumexp(
     if b is not None or not _covered(x, axes):
         return _reference.logsumexp(np, x, axes, scale, mask, b)  # type: ignore[no-any-return]
     lay = _Layout(x, axes, mask, scale)
+    nout, k, ninner = lay.x.shape
+    beta, temperature = scale.beta or 1.0, scale.temperature or 0.0
+    lse = np.empty(nout * ninner)
+    sign = np.empty(nout * ninner)
+    if ninner == 1 and nout > 1 and k < _k.SHORT:  # short rows: one pass, no statistics
+        x2 = lay.x.reshape(nout, k)
+        xsign, bhi, blo = _scale_args(scale, x2.dtype)
+        rpb = max(1, _k.SHORT_BLOCK // k)
+        nthreads = numba.get_num_threads() if x2.size >= PARALLEL_MIN else 1
+        with parallel_slot(nthreads > 1) as parallel:
+            if parallel:
+                _k.short_lse_parallel(x2, xsign, bhi, blo, beta, temperature, lse, sign, rpb,
+                                      min(-(-nout // rpb), 8 * nthreads))
+            else:
+                _k.short_lse_serial(x2, xsign, bhi, blo, beta, temperature, lse, sign, rpb)
+        return lse.reshape(lay.keep_shape), sign.reshape(lay.keep_shape)
     st, ms = _run(lay, scale, _k.LOGSUMEXP, None)
-    lse = np.empty(ms.size)
-    sign = np.empty(ms.size)
-    args = (st.reshape(-1, 3), ms.reshape(-1), scale.beta or 1.0, scale.temperature or 0.0, lse, sign)
+    args = (st.reshape(-1, 3), ms.reshape(-1), beta, temperature, lse, sign)
     nthreads = numba.get_num_threads() if ms.size >= _FINISH_PARALLEL_MIN else 1
     with parallel_slot(nthreads > 1) as parallel:
         if parallel:

@@ -684,6 +684,32 @@ def _short_sums(xt, sign, mm, et, n0, rest, nr, k, split):  # type: ignore[no-un
                 rest[r] += ej[r]
 
 
+@njit(inline="always")
+def _short_block(xf, sign, bhi, blo, kind, nr, k, xt, et, m, mm, n0, rest):  # type: ignore[no-untyped-def]
+    """The passes over one block of ``nr`` short rows ``xf`` (flat): the transposed copy
+    ``xt``, the row maxima ``m`` (and ``mm``, 0 where no max is finite: those rows are
+    redone by _special), the exps ``et`` and the sums ``n0``, ``rest``."""
+    # transpose (a computed index: cheaper than an index array; a loop of its own:
+    # faster than with the max in it)
+    for j in range(k):
+        xj = xt[j * nr:(j + 1) * nr]
+        for r in range(nr):
+            xj[r] = xf[r * k + j]
+    for r in range(nr):
+        m[r] = _neg_inf(sign)
+    for j in range(k):
+        xj = xt[j * nr:(j + 1) * nr]
+        for r in range(nr):
+            m[r] = maxnum(m[r], xj[r] * sign)
+    for r in range(nr):
+        mm[r] = m[r] if _finite(m[r]) else sign - sign
+    if _is_unit(bhi, blo):
+        _short_exp(xt, sign, mm, bhi, blo, et, nr, k, kind, True)
+    else:
+        _short_exp(xt, sign, mm, bhi, blo, et, nr, k, kind, False)
+    _short_sums(xt, sign, mm, et, n0, rest, nr, k, kind != SOFTMAX)
+
+
 @njit(cache=True, fastmath=_FLAGS)
 def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: ignore[no-untyped-def]
     """Blocks ``b0..b1`` of ``rpb`` short rows each, transposed so that the max, exp and
@@ -692,8 +718,6 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
     statistics ``rst`` and ``rms``, which the other kinds leave alone (they may be empty:
     a million short rows would write 28 MB of statistics that nobody reads)."""
     nrow, k = x.shape
-    ninf = _neg_inf(sign)
-    zero = sign - sign
     unit = _is_unit(bhi, blo)
     big = _store_unit(sign)  # what exp(0) is stored as (softmax, logsumexp)
     xflat = x.reshape(nrow * k)
@@ -713,26 +737,7 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
         nr = r1 - r0
         xf = xflat[r0 * k:r1 * k]
         of = oflat[r0 * k:r1 * k]
-        # transpose (a computed index: cheaper than an index array; a loop of its own:
-        # faster than with the max in it), and the per-row max (0 where no max is
-        # finite: those rows are redone by _special)
-        for j in range(k):
-            xj = xt[j * nr:(j + 1) * nr]
-            for r in range(nr):
-                xj[r] = xf[r * k + j]
-        for r in range(nr):
-            m[r] = ninf
-        for j in range(k):
-            xj = xt[j * nr:(j + 1) * nr]
-            for r in range(nr):
-                m[r] = maxnum(m[r], xj[r] * sign)
-        for r in range(nr):
-            mm[r] = m[r] if _finite(m[r]) else zero
-        if unit:
-            _short_exp(xt, sign, mm, bhi, blo, et, nr, k, kind, True)
-        else:
-            _short_exp(xt, sign, mm, bhi, blo, et, nr, k, kind, False)
-        _short_sums(xt, sign, mm, et, n0, rest, nr, k, kind != SOFTMAX)
+        _short_block(xf, sign, bhi, blo, kind, nr, k, xt, et, m, mm, n0, rest)
         if kind == LOG_SOFTMAX:
             for r in range(nr):  # a loop of its own: vectorised (a special row's is unused)
                 f[r] = _log_s(n0[r], rest[r])
@@ -768,6 +773,41 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
                     status, _ = _special(x[r], sign, kind, out[r])
                     if kind == LOGSUMEXP:
                         rst[r, 0] = status
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _short_lse_tasks(x, sign, bhi, blo, beta, temperature, lse, sgn, rpb, b0, b1):  # type: ignore[no-untyped-def]
+    """logsumexp of blocks ``b0..b1`` of ``rpb`` short rows: the passes of
+    :func:`_short_block`, then ``log s`` and the result for a whole block at once (no
+    statistics arrays, no finishing pass over them)."""
+    nrow, k = x.shape
+    big = _store_unit(sign)
+    xflat = x.reshape(nrow * k)
+    n = rpb * k
+    xt = np.empty(n, dtype=x.dtype)
+    et = np.empty(n, dtype=x.dtype)
+    m = np.empty(rpb, dtype=x.dtype)
+    mm = np.empty(rpb, dtype=x.dtype)
+    n0 = np.empty(rpb)
+    rest = np.empty(rpb)
+    f = np.empty(rpb)
+    no_out = np.empty(0, dtype=x.dtype)
+    for b in range(b0, b1):
+        r0 = b * rpb
+        r1 = min(nrow, r0 + rpb)
+        nr = r1 - r0
+        _short_block(xflat[r0 * k:r1 * k], sign, bhi, blo, LOGSUMEXP, nr, k, xt, et, m, mm, n0, rest)
+        for r in range(nr):
+            f[r] = _log_s(n0[r], rest[r] / big)
+        special = False
+        for r in range(nr):
+            special |= not (_finite(m[r]) and rest[r] == rest[r])
+            lse[r0 + r], sgn[r0 + r] = _lse_value(NORMAL, _scaled_max(m[r], beta, temperature), f[r])
+        if special:  # rows with NaN, +inf or empty support
+            for r in range(r0, r1):
+                if not (_finite(m[r - r0]) and rest[r - r0] == rest[r - r0]):
+                    status, _ = _special(x[r], sign, LOGSUMEXP, no_out)
+                    lse[r], sgn[r] = _lse_value(status, 0.0, 0.0)
 
 
 # --------------------------------------------------------------------------- columns
@@ -962,6 +1002,20 @@ def short_serial(x, sign, bhi, blo, kind, out, rst, rms, rpb):  # type: ignore[n
 
 
 @njit(parallel=True, cache=True)
+def short_lse_parallel(x, sign, bhi, blo, beta, temperature, lse, sgn, rpb, ntask):  # type: ignore[no-untyped-def]
+    """logsumexp (and its sign) of short rows, in ``ntask`` parallel ranges of blocks."""
+    nb = (x.shape[0] + rpb - 1) // rpb
+    for b in prange(ntask):
+        _short_lse_tasks(x, sign, bhi, blo, beta, temperature, lse, sgn, rpb,
+                         b * nb // ntask, (b + 1) * nb // ntask)
+
+
+@njit(cache=True, nogil=True)
+def short_lse_serial(x, sign, bhi, blo, beta, temperature, lse, sgn, rpb):  # type: ignore[no-untyped-def]
+    _short_lse_tasks(x, sign, bhi, blo, beta, temperature, lse, sgn, rpb, 0, (x.shape[0] + rpb - 1) // rpb)
+
+
+@njit(parallel=True, cache=True)
 def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, cw, ntask):  # type: ignore[no-untyped-def]
     nt = x.shape[0] * ((x.shape[2] + cw - 1) // cw)
     for b in prange(ntask):
@@ -1012,9 +1066,21 @@ def _lse_finish(st, ms, beta, temperature, lse, sign, i0, i1):  # type: ignore[n
     for i in range(i0, i1):
         lse[i] = _log_s(st[i, 1], st[i, 2])
     for i in range(i0, i1):
-        status = st[i, 0]
-        m = np.float64(ms[i])
-        m = m / temperature if temperature != 0.0 else m * beta
-        special = _INF if status == HAS_INF else (-_INF if status == EMPTY else np.nan)
-        lse[i] = lse[i] + m if status == NORMAL else special
-        sign[i] = 0.0 if status == EMPTY else (np.nan if status == HAS_NAN else 1.0)
+        lse[i], sign[i] = _lse_value(st[i, 0], _scaled_max(ms[i], beta, temperature), lse[i])
+
+
+@njit(inline="always")
+def _scaled_max(m, beta, temperature):  # type: ignore[no-untyped-def]
+    """``beta * m``, or ``m / temperature`` (exact division) if ``temperature``."""
+    m = np.float64(m)
+    return m / temperature if temperature != 0.0 else m * beta
+
+
+@njit(inline="always")
+def _lse_value(status, m, log_s):  # type: ignore[no-untyped-def]
+    """``(logsumexp, sign)`` of a distribution from its status, scaled max and ``log s``:
+    ``m + log s`` and 1, or +inf and 1, -inf and 0 (empty), NaN and NaN."""
+    special = _INF if status == HAS_INF else (-_INF if status == EMPTY else np.nan)
+    lse = m + log_s if status == NORMAL else special
+    sgn = 0.0 if status == EMPTY else (np.nan if status == HAS_NAN else 1.0)
+    return lse, sgn
