@@ -771,8 +771,10 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
             for r in range(r0, r1):
                 if bad[r - r0]:
                     status, _ = _special(x[r], sign, kind, out[r])
-                    if kind == LOGSUMEXP:
-                        rst[r, 0] = status
+                    if kind == LOGSUMEXP:  # as _row: no sums (an excluded entry's exp is
+                        rst[r, 0] = status  # a tiny number, not 0, in the plain shift)
+                        rst[r, 1] = 0.0
+                        rst[r, 2] = 0.0
 
 
 @njit(cache=True, fastmath=_FLAGS)
