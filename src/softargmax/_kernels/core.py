@@ -472,20 +472,61 @@ def _fill(out, v):  # type: ignore[no-untyped-def]
         out[i] = v
 
 
-@njit(inline="always")
-def _log_loop(x, sign, m, bhi, blo, log_s, out, unit):  # type: ignore[no-untyped-def]
+def _log_offset(m, log_s):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_log_offset, jit_options={"fastmath": {"contract"}})
+def _log_offset_ov(m, log_s):  # type: ignore[no-untyped-def]
+    """``(c_hi, c_lo)`` in ``m``'s dtype with ``c_hi + c_lo = m + log_s`` to twice its
+    precision (``log_s`` a float64 ``>= 0``, ``m`` finite; ``c_hi`` rounds, never overflows)."""
+    if m == types.float32:
+
+        def impl32(m, log_s):  # type: ignore[no-untyped-def]
+            m64 = np.float64(m)
+            chi = np.float32(m64 + log_s)
+            # m - c_hi is exact in float64 where it matters (|m| >= log_s: Sterbenz);
+            # otherwise its rounding is below 2**-53 log_s, and |out| >= log_s
+            return chi, np.float32((m64 - np.float64(chi)) + log_s)
+
+        return impl32
+
+    def impl(m, log_s):  # type: ignore[no-untyped-def]
+        chi = m + log_s
+        bb = chi - m  # TwoSum: m + log_s = chi + clo exactly
+        return chi, (m - (chi - bb)) + (log_s - bb)
+
+    return impl
+
+
+@njit(cache=True, fastmath={"contract"})
+def _log_unit(x, sign, chi, clo, out):  # type: ignore[no-untyped-def]
+    """``out = (y - c_hi) - c_lo``: log_softmax's output at unit scale, in the input's dtype
+    (float32 in float32 lanes: no conversions). ``y - c_hi`` is exact next to the max
+    (Sterbenz), so there the result is rounded once: ``-log s`` to full relative accuracy
+    next to a dominant max; elsewhere at most two roundings (1 ulp). No ``reassoc``: it
+    would fold ``c_hi + c_lo``."""
     for i in range(x.shape[0]):
-        zhi, zlo = _shift_wide(x[i] * sign, m, bhi, blo, unit)
+        out[i] = (x[i] * sign - chi) - clo
+
+
+@njit(cache=True, fastmath={"contract"})
+def _log_scaled(x, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-def]
+    """``out = (z_hi - log_s) + z_lo`` with the compensated shift ``z = beta (y - m)``
+    (float32 input shifted exactly in float64)."""
+    for i in range(x.shape[0]):
+        zhi, zlo = _shift_wide(x[i] * sign, m, bhi, blo, False)
         out[i] = (zhi - log_s) + zlo
 
 
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True)
 def _row_log(x, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-def]
     """``out = z - log_s`` (log_softmax's output pass)."""
     if _is_unit(bhi, blo):
-        _log_loop(x, sign, m, bhi, blo, log_s, out, True)
+        chi, clo = _log_offset(m, log_s)
+        _log_unit(x, sign, chi, clo, out)
     else:
-        _log_loop(x, sign, m, bhi, blo, log_s, out, False)
+        _log_scaled(x, sign, m, bhi, blo, log_s, out)
 
 
 @njit(cache=True)
