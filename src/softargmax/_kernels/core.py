@@ -8,7 +8,9 @@ over memory; for one distribution with entries ``y = sign * x`` (excluded entrie
    FMA product for the scale, in the input's dtype: float32 runs in float32 lanes with
    :func:`._exp.exp32f`, twice the SIMD width of float64), ``e = exp(z)``, and the
    float64 sums ``n0`` (the maxima, ``y == m``, each contributing 1) and ``rest`` (the
-   others). softmax stores ``e`` in ``out`` on the way. A NaN among the included entries
+   others). softmax stores ``e`` in ``out`` on the way, and so does log_softmax on whole
+   rows (the exps are summed from ``out`` block by block, and the output pass then finds
+   ``out`` in cache). A NaN among the included entries
    makes ``rest`` NaN. The unit scale (beta = 1) runs a loop of its own without the
    products. logsumexp's sum (:func:`_row_lse`) skips the compensation: the
    shift rounded once, ``exp(z) * 2**64`` summed (float32), within its bound; the maxima
@@ -16,7 +18,9 @@ over memory; for one distribution with entries ``y = sign * x`` (excluded entrie
 3. softmax: ``out *= 1 / (n0 + rest)`` while the row is still in cache; log_softmax:
    ``out = (z_hi - log_s) + z_lo`` with ``log_s = log1p((n0 - 1) + rest)`` (accurate next
    to a dominant maximum; float32 input shifted exactly in float64 there, no exp is
-   needed); logsumexp returns ``(m, n0, rest)`` per distribution.
+   needed), at unit scale ``out = (y - c_hi) - c_lo`` with ``c = m + log_s`` split in two
+   (in the input's dtype; exact next to the max, 1 ulp elsewhere); logsumexp returns
+   ``(m, n0, rest)`` per distribution.
 
 Distributions whose max is not finite or whose sum is NaN (+inf entries, empty support,
 NaN) go to a scalar routine with the reference's semantics. Layouts:
@@ -298,6 +302,36 @@ def _block_sums(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always")
+def _keep_loop(x, sign, m, bhi, blo, out, unit):  # type: ignore[no-untyped-def]
+    for i in range(x.shape[0]):
+        zhi, zlo = _z(x[i] * sign, m, bhi, blo, unit)
+        out[i] = _exp_z(zhi, zlo, sign)
+    # summed in a loop of its own, as in _store_loop (the block is in L1)
+    zero = sign - sign
+    one = sign * sign
+    n0 = zero
+    rest = 0.0
+    for i in range(x.shape[0]):
+        top = x[i] * sign == m
+        n0 += one if top else zero
+        rest += 0.0 if top else out[i]
+    return np.float64(n0), rest
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _block_sums_keep(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
+    """:func:`_block_sums` with the exps stored in ``out`` (log_softmax's row, which its
+    output pass overwrites) and summed in a second loop over the block in L1: the exp loop
+    runs without float64 (float32 at full width, 0.52 -> 0.42 ns/element), and the
+    output's cache lines are fetched from memory while the exps are computed, not in the
+    output pass, which then writes to L2 (the whole log_softmax 0.95 -> 0.7-0.8 ns/element
+    on one thread, rows of 32000 float32)."""
+    if _is_unit(bhi, blo):
+        return _keep_loop(x, sign, m, bhi, blo, out, True)
+    return _keep_loop(x, sign, m, bhi, blo, out, False)
+
+
+@njit(inline="always")
 def _store_loop(x, sign, m, bhi, blo, out, unit, scaled):  # type: ignore[no-untyped-def]
     for i in range(x.shape[0]):
         zhi, zlo = _z(x[i] * sign, m, bhi, blo, unit)
@@ -330,7 +364,9 @@ def _block_store_scaled(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-d
 
 @njit(cache=True)
 def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped-def]
-    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``.
+    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``, or if ``out``
+    has the row's length (log_softmax: :func:`_block_sums_keep`; pass ``out[:0]`` to leave
+    ``out`` alone).
 
     ``lse`` (logsumexp) is kept for the callers: every dtype's sum is accurate enough
     for ``m + log s`` (the float32 exp errs by about 1e-7 relative, so ``log s`` by 1e-7
@@ -340,6 +376,8 @@ def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped
     if n <= SUM_BLOCK:
         if store:
             return _block_sums_store(x, sign, m, bhi, blo, out)
+        if out.shape[0] == n:
+            return _block_sums_keep(x, sign, m, bhi, blo, out)
         return _block_sums(x, sign, m, bhi, blo)
     n0 = 0.0
     rest = 0.0
@@ -349,6 +387,8 @@ def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped
         # slices, not range(lo, hi): a run-time lower bound makes numba emit gathers
         if store:
             a, b = _block_sums_store(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
+        elif out.shape[0] == n:
+            a, b = _block_sums_keep(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
         else:
             a, b = _block_sums(x[lo:hi], sign, m, bhi, blo)
         n0 += a
@@ -615,7 +655,7 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
                 elif kind == LOGSUMEXP:
                     n0, rest = _row_lse(xv, sign, m, bhi, blo)
                 else:
-                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov, False, False)
+                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov[:0], False, False)
                 status = HAS_NAN if rest != rest else NORMAL
             else:
                 status, _ = _special(xv, sign, LOGSUMEXP, ov)
