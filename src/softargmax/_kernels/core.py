@@ -56,6 +56,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ._exp import exp32f, exp32f_2p64, exp32f_2p64_1, exp64, fma, maxnum
+from ._store import address, log_unit_nt
 
 SOFTMAX = 0
 LOG_SOFTMAX = 1
@@ -73,6 +74,7 @@ SHORT_BLOCK = 4096  # elements per block of short rows
 COL_WIDTH = 2048  # the widest column task (state arrays of this size); api picks the width
 COL_BLOCK = 32  # rows of K per block of the online column pass
 SUM_BLOCK = 1024  # the sums are accumulated per block, blocks added with compensation
+STREAM_BYTES = 1 << 25  # outputs of 32 MiB or more are written with non-temporal stores
 
 _FLAGS = {"reassoc", "contract"}
 _INF = np.inf
@@ -366,7 +368,7 @@ def _block_store_scaled(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-d
 def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped-def]
     """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``, or if ``out``
     has the row's length (log_softmax: :func:`_block_sums_keep`; pass ``out[:0]`` to leave
-    ``out`` alone).
+    ``out`` alone, or a scratch block of ``SUM_BLOCK`` elements for rows longer than that).
 
     ``lse`` (logsumexp) is kept for the callers: every dtype's sum is accurate enough
     for ``m + log s`` (the float32 exp errs by about 1e-7 relative, so ``log s`` by 1e-7
@@ -389,6 +391,8 @@ def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped
             a, b = _block_sums_store(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
         elif out.shape[0] == n:
             a, b = _block_sums_keep(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
+        elif out.shape[0] == SUM_BLOCK:  # a scratch block
+            a, b = _block_sums_keep(x[lo:hi], sign, m, bhi, blo, out[:hi - lo])
         else:
             a, b = _block_sums(x[lo:hi], sign, m, bhi, blo)
         n0 += a
@@ -560,13 +564,37 @@ def _log_scaled(x, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-de
 
 
 @njit(cache=True)
-def _row_log(x, sign, m, bhi, blo, log_s, out):  # type: ignore[no-untyped-def]
-    """``out = z - log_s`` (log_softmax's output pass)."""
+def _log_unit_stream(x, sign, chi, clo, out):  # type: ignore[no-untyped-def]
+    """:func:`_log_unit` with non-temporal stores (:mod:`._store`) from the first 64-byte
+    boundary of ``out``: the same bits, without reading ``out``'s lines first."""
+    n = x.shape[0]
+    lanes = 64 // out.itemsize
+    head = min(n, ((64 - address(out) % 64) % 64) // out.itemsize)
+    nv = (n - head) // lanes * lanes
+    _log_unit(x[:head], sign, chi, clo, out[:head])
+    if nv > 0:
+        log_unit_nt(x, out, head, nv, sign, chi, clo)
+    _log_unit(x[head + nv:], sign, chi, clo, out[head + nv:])
+
+
+@njit(cache=True)
+def _row_log(x, sign, m, bhi, blo, log_s, out, stream):  # type: ignore[no-untyped-def]
+    """``out = z - log_s`` (log_softmax's output pass); ``stream``: non-temporal stores
+    (unit scale)."""
     if _is_unit(bhi, blo):
         chi, clo = _log_offset(m, log_s)
-        _log_unit(x, sign, chi, clo, out)
+        if stream:
+            _log_unit_stream(x, sign, chi, clo, out)
+        else:
+            _log_unit(x, sign, chi, clo, out)
     else:
         _log_scaled(x, sign, m, bhi, blo, log_s, out)
+
+
+@njit(cache=True)
+def _stream(out):  # type: ignore[no-untyped-def]
+    """Whether the last pass writes ``out`` with non-temporal stores: large outputs only."""
+    return out.size * out.itemsize >= STREAM_BYTES
 
 
 @njit(cache=True)
@@ -605,8 +633,12 @@ def _finite(v):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True)
-def _row(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
-    """One whole distribution (contiguous): fills ``out``; returns ``(status, m, n0, rest)``."""
+def _row(x, sign, bhi, blo, kind, out, buf):  # type: ignore[no-untyped-def]
+    """One whole distribution (contiguous): fills ``out``; returns ``(status, m, n0, rest)``.
+
+    log_softmax sums its exps through ``buf``: ``out`` itself (its lines are then in cache
+    for the output pass), or a scratch block of ``SUM_BLOCK`` elements when the output
+    pass streams (non-temporal stores, ``out`` is never read)."""
     m = _row_max(x, sign)
     if not _finite(m):
         status, _ = _special(x, sign, kind, out)
@@ -616,14 +648,14 @@ def _row(x, sign, bhi, blo, kind, out):  # type: ignore[no-untyped-def]
     elif kind == LOGSUMEXP:
         n0, rest = _row_lse(x, sign, m, bhi, blo)
     else:
-        n0, rest = _row_sums(x, sign, m, bhi, blo, out, False, False)
+        n0, rest = _row_sums(x, sign, m, bhi, blo, buf, False, False)
     if rest != rest:
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
     if kind == SOFTMAX:
         _scale_out(out, 1.0 / (n0 + rest))
     elif kind == LOG_SOFTMAX:
-        _row_log(x, sign, m, bhi, blo, _log_s(n0, rest), out)
+        _row_log(x, sign, m, bhi, blo, _log_s(n0, rest), out, buf.shape[0] != out.shape[0])
     return NORMAL, m, n0, rest
 
 
@@ -637,6 +669,8 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
     ``exp(z)`` relative to the chunk's max.
     """
     k = x.shape[1]
+    stream = kind == LOG_SOFTMAX and nc == 1 and k > SUM_BLOCK and _stream(out)
+    scratch = np.empty(SUM_BLOCK if stream else 0, dtype=out.dtype)
     for t in range(t0, t1):
         r = t // nc
         lo = (t - r * nc) * CHUNK if nc > 1 else 0
@@ -644,7 +678,7 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
         xv = x[r, lo:hi]
         ov = out[r, lo:hi]
         if nc == 1:
-            status, m, n0, rest = _row(xv, sign, bhi, blo, kind, ov)
+            status, m, n0, rest = _row(xv, sign, bhi, blo, kind, ov, scratch if stream else ov)
         else:
             m = _row_max(xv, sign)
             n0 = 0.0
@@ -700,6 +734,7 @@ def _rows_merge(x, sign, bhi, blo, kind, out, st, ms, nc, rst, rms):  # type: ig
 def _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # type: ignore[no-untyped-def]
     """Second pass over the chunks of long rows: rescale (softmax) or write log_softmax."""
     k = x.shape[1]
+    stream = _stream(out)
     for t in range(t0, t1):
         r = t // nc
         if rst[r, 0] != NORMAL:
@@ -717,7 +752,7 @@ def _rows_finish(x, sign, bhi, blo, kind, out, ms, nc, rst, rms, t0, t1):  # typ
                 zhi, zlo = _shift(mc, m, bhi, blo)
                 _scale_out(ov, exp64(np.float64(zhi), np.float64(zlo)) / s)
         else:
-            _row_log(x[r, lo:hi], sign, m, bhi, blo, _log_s(rst[r, 1], rst[r, 2]), ov)
+            _row_log(x[r, lo:hi], sign, m, bhi, blo, _log_s(rst[r, 1], rst[r, 2]), ov, stream)
 
 
 # --------------------------------------------------------------------------- short rows
