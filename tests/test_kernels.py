@@ -402,3 +402,51 @@ def test_b_weights_and_empty_fall_back_to_reference():
     np.testing.assert_array_equal(got[1], ref[1])
     assert softmax(np.empty((0, 3)), implementation="numba").shape == (0, 3)
     assert logsumexp(np.empty((2, 0)), axis=1, implementation="numba").tolist() == [-INF, -INF]
+
+
+# --------------------------------------------------------------------------- streamed output
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_streamed_log_output_is_bitwise_the_plain_loop(dtype):
+    # the non-temporal vector loop against the scalar loop it replaces, at every
+    # alignment of out (head), every tail length, both signs, a dominant max and -inf
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal(300) * 30).astype(dtype)
+    x[5], x[17] = -INF, dtype(1e4)
+    m = x.max()
+    for sign in (dtype(1), dtype(-1)):
+        chi, clo = dtype(m + 0.7), dtype(3e-9)
+        buf = np.empty(x.size + 64, dtype)
+        for start in range(0, 64 // x.itemsize + 1):
+            for n in (0, 1, 15, 16, 17, 64, 200, 300 - start):
+                xv = x[start:start + n]
+                want = np.empty(n, dtype)
+                kcore._log_unit(xv, sign, chi, clo, want)
+                got = buf[start:start + n]
+                got[...] = np.nan
+                kcore._log_unit_stream(xv, sign, chi, clo, got)
+                np.testing.assert_array_equal(got, want)
+
+
+def test_log_softmax_streamed_output_large():
+    # outputs of STREAM_BYTES or more take the streamed output pass (whole rows with a
+    # scratch block for the sums; split rows in their second pass): same results as the
+    # plain path on pieces below the threshold, and the edges hold
+    rng = np.random.default_rng(11)
+    for shape in ((260, 32800), (1, kcore.STREAM_BYTES // 4 + 12345)):
+        x = (rng.standard_normal(shape, dtype=np.float32) * 4).astype(np.float32)
+        assert x.nbytes >= kcore.STREAM_BYTES
+        x[0, :3] = [-INF, 50.0, -50.0]  # a dominant max: -log s to full accuracy
+        x[-1, 7] = np.float32(-3e38)
+        if shape[0] > 1:
+            x[1, 100] = np.nan
+            x[2, 9] = INF
+        got = log_softmax(x, implementation="numba")
+        for r in sorted({0, 1, 2, 3, shape[0] - 1} & set(range(shape[0]))):
+            if shape[0] > 1:  # each row alone is below the threshold: the plain path
+                np.testing.assert_array_equal(got[r], log_softmax(x[r], implementation="numba"))
+            want = log_softmax(x[r].astype(np.float64), implementation="reference")
+            fin = np.isfinite(want)
+            np.testing.assert_allclose(got[r][fin], want[fin], rtol=3e-7, atol=0)
+            assert np.array_equal(np.isnan(got[r]), np.isnan(want))
+            assert np.array_equal(got[r][~fin], want[~fin].astype(np.float32), equal_nan=True)
+        assert got[0, 0] == -INF and -1e-10 < got[0, 1] < 0  # -log s next to the dominant max
