@@ -27,11 +27,17 @@ NaN) go to a scalar routine with the reference's semantics. Layouts:
 * short rows (``K < SHORT``): blocks of rows, transposed into a buffer (``K`` rows of one
   entry per row) so that every pass vectorises across the rows, and transposed back;
 * columns (the reduced axes are followed by others): ``(outer, K, inner)`` without a
-  transpose copy, vectorised across the contiguous inner dimension in tasks as wide as
-  the threads allow (whole rows stream; narrow bands thrash the TLB), with an online
-  (max, sum) pass over blocks of ``K``; softmax stores the exps of that pass and rescales
-  each block by ``exp(beta (m_block - m)) / s`` (one exp per element), log_softmax writes
-  ``z - log s`` in a second pass.
+  transpose copy, vectorised across the contiguous inner dimension. A task is a tile of
+  whole rows (up to ``COL_WIDTH`` columns: a task that streams contiguous memory runs
+  1.6x faster than one that takes part of each row, where every row starts a new page
+  and the prefetcher starts over) and a chunk of ``K`` (the tiles are split along ``K``
+  when there are too few of them for the threads). The first pass is online over blocks
+  of ``COL_BLOCK`` rows (block max, rescale of the running sums, exps relative to the
+  running max; the exp loop in the input's dtype, the float64 sums a loop of their
+  own); softmax stores those exps and the shift of each block. The second pass merges
+  the chunks' ``(m, n0, rest)`` per column, then softmax rescales each block by
+  ``exp(beta (m_block - m)) / s`` (one exp per element in all) and log_softmax writes
+  ``z - log s``.
 
 float32 softmax stores ``exp(z) * 2**64`` (``_exp_store``): a normal number down to
 ``z = -110``, so the final product by ``2**-64 / s`` rounds a subnormal probability once.
@@ -773,36 +779,53 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
 
 # --------------------------------------------------------------------------- columns
 @njit(inline="always")
-def _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, store, unit):  # type: ignore[no-untyped-def]
-    for j in range(xr.shape[0]):
-        y = xr[j] * sign
-        zhi, zlo = _z(y, mm[j], bhi, blo, unit)
-        if store:
-            e = _exp_store(zhi, zlo, sign)
-            orow[j] = e
-            bsum[j] += e
-        else:
+def _col_exp_loop(xr, sign, mm, bhi, blo, er, n0b, kind, unit):  # type: ignore[no-untyped-def]
+    zero = sign - sign
+    one = sign * sign
+    if kind == SOFTMAX:
+        for j in range(xr.shape[0]):
+            zhi, zlo = _z(xr[j] * sign, mm[j], bhi, blo, unit)
+            er[j] = _exp_store(zhi, zlo, sign)
+    elif kind == LOGSUMEXP:
+        b = _like(bhi, sign)  # beta's low part is below the dtype's eps
+        for j in range(xr.shape[0]):
+            y = xr[j] * sign
+            e = _exp_sum(_shift_plain(y, mm[j], b, mm[j] * b, unit), sign)
+            top = y == mm[j]
+            n0b[j] += one if top else zero
+            er[j] = zero if top else e
+    else:
+        for j in range(xr.shape[0]):
+            y = xr[j] * sign
+            zhi, zlo = _z(y, mm[j], bhi, blo, unit)
             e = _exp_z(zhi, zlo, sign)
             top = y == mm[j]
-            n0[j] += 1.0 if top else 0.0
-            bsum[j] += 0.0 if top else e
+            n0b[j] += one if top else zero
+            er[j] = zero if top else e
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _col_row(xr, sign, mm, bhi, blo, n0, bsum, orow, store):  # type: ignore[no-untyped-def]
-    """One row of a column task: exps relative to ``mm`` summed per column; softmax
-    (``store``) keeps the total and stores the exps in ``orow``, the others split off the
-    maxima into ``n0``. (Row views come from the caller: views made in an inlined loop
-    cost a reference count each.)"""
+def _col_exp(xr, sign, mm, bhi, blo, er, n0b, bsum, kind):  # type: ignore[no-untyped-def]
+    """One row of a column task: the exps relative to the per-column shift ``mm`` into
+    ``er`` (softmax: the output row, ``_exp_store``; log_softmax: ``_exp_z`` of the
+    compensated shift; logsumexp: ``_exp_sum`` of the plain shift, as :func:`_row_lse`),
+    the maxima (``y == mm``) counted in ``n0b`` and left out of ``er`` (not softmax), and
+    ``er`` added to the float64 sums ``bsum``. The exp loop holds only the input's dtype
+    (16 float32 lanes with AVX-512); the float64 sum is a loop of its own over the row,
+    which is still in L1. (Row views come from the caller: views made in an inlined
+    loop cost a reference count each.)"""
     if _is_unit(bhi, blo):
-        if store:
-            _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, True, True)
-        else:
-            _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, False, True)
-    elif store:
-        _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, True, False)
+        _col_exp_loop(xr, sign, mm, bhi, blo, er, n0b, kind, True)
     else:
-        _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, False, False)
+        _col_exp_loop(xr, sign, mm, bhi, blo, er, n0b, kind, False)
+    for j in range(xr.shape[0]):
+        bsum[j] += np.float64(er[j])
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _col_max(xr, sign, bm):  # type: ignore[no-untyped-def]
+    for j in range(xr.shape[0]):
+        bm[j] = maxnum(bm[j], xr[j] * sign)
 
 
 @njit(inline="always")
@@ -821,104 +844,188 @@ def _col_log(xr, sign, m, bhi, blo, f, orow):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw, t0, t1):  # type: ignore[no-untyped-def]
-    """Tasks ``t0..t1`` of the column layout ``(outer, K, inner)``: ``cw`` columns each
-    (wide tasks stream whole rows; narrow ones, 256 B a row, thrash the TLB: 2-3x).
+def _col_scale(orow, g):  # type: ignore[no-untyped-def]
+    for j in range(orow.shape[0]):
+        orow[j] = orow[j] * g[j]
 
-    One online pass over blocks of ``COL_BLOCK`` rows (block max, rescale of the running
-    sums, exps relative to the running max); softmax stores those exps and the shift of
-    each block, and its second pass only multiplies by ``exp(beta (m_block - m)) / s``
-    (one exp per element in all). Per-column ``(status, n0, rest)`` go to ``cst[o, j]``
-    and the max to ``cms[o, j]``.
-    """
+
+@njit(cache=True)
+def _col_task(t, k, ninner, cw, nq):  # type: ignore[no-untyped-def]
+    """Task ``t`` of the column layout: ``(o, j0, j1, q, kb0, kb1)``, the outer index, the
+    columns, the chunk of ``K`` and its blocks of ``COL_BLOCK`` rows."""
+    ntile = (ninner + cw - 1) // cw
+    nkb = (k + COL_BLOCK - 1) // COL_BLOCK
+    q = t % nq
+    oc = t // nq
+    o = oc // ntile
+    j0 = (oc - o * ntile) * cw
+    return o, j0, min(ninner, j0 + cw), q, q * nkb // nq, (q + 1) * nkb // nq
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, nq, t0, t1):  # type: ignore[no-untyped-def]
+    """First pass of tasks ``t0..t1`` (:func:`_col_task`): one online pass over the
+    chunk's blocks of ``COL_BLOCK`` rows (block max, rescale of the running sums, exps
+    relative to the running max). Per column of the chunk, ``(status, n0, rest)`` go to
+    ``qst[o * nq + q, j]`` and the max to ``qms[o * nq + q, j]``; softmax stores the exps
+    in ``out`` and each block's shift in ``mblk[o, block, j]`` (-inf: the block's exps are
+    0), so that its second pass only multiplies (one exp per element in all)."""
     nout, k, ninner = x.shape
-    nw = (ninner + cw - 1) // cw
     ninf = _neg_inf(sign)
     zero = sign - sign
     store = kind == SOFTMAX
-    nkb = (k + COL_BLOCK - 1) // COL_BLOCK
+    big = _store_unit(sign) if kind == LOGSUMEXP else 1.0  # exp(0) in logsumexp's sums
     m = np.empty(cw, dtype=x.dtype)
     mm = np.empty(cw, dtype=x.dtype)
     bm = np.empty(cw, dtype=x.dtype)
-    mblk = np.empty((nkb if store else 1, cw), dtype=x.dtype)  # softmax: shift per block
+    er = np.empty(cw, dtype=x.dtype)  # the exps of one row (not softmax)
+    n0b = np.empty(cw, dtype=x.dtype)  # the block's maxima, counted in the input's dtype
     n0 = np.empty(cw)
     rest = np.empty(cw)
     comp = np.empty(cw)  # Neumaier compensation of rest, per column
     bsum = np.empty(cw)  # the block's sum, added to rest with compensation
-    f = np.empty(cw)
-    none = np.empty(0, dtype=out.dtype)
     for t in range(t0, t1):
-        o = t // nw
-        j0 = (t - o * nw) * cw
-        j1 = min(ninner, j0 + cw)
+        o, j0, j1, q, kb0, kb1 = _col_task(t, k, ninner, cw, nq)
         w = j1 - j0
         for j in range(w):
             m[j] = ninf
             n0[j] = 0.0
             rest[j] = 0.0
             comp[j] = 0.0
-        for kb in range(0, k, COL_BLOCK):
+        for b in range(kb0, kb1):
+            kb = b * COL_BLOCK
             ke = min(k, kb + COL_BLOCK)
             for j in range(w):
                 bm[j] = ninf
             for i in range(kb, ke):
-                xr = x[o, i, j0:j1]
-                for j in range(w):
-                    bm[j] = maxnum(bm[j], (xr[j] * sign))
+                _col_max(x[o, i, j0:j1], sign, bm)
             # online rescaling where the block raised the max
             for j in range(w):
                 if bm[j] > m[j]:
-                    zhi, zlo = _shift(m[j], bm[j], bhi, blo)
-                    rest[j] = (n0[j] + (rest[j] + comp[j])) * exp64(np.float64(zhi), np.float64(zlo))
+                    if n0[j] + rest[j] != 0.0:
+                        zhi, zlo = _shift(m[j], bm[j], bhi, blo)
+                        f = exp64(np.float64(zhi), np.float64(zlo))
+                        rest[j] = (n0[j] + (rest[j] + comp[j])) * f
                     comp[j] = 0.0
                     n0[j] = 0.0
                     m[j] = bm[j]
                 bsum[j] = 0.0
+                n0b[j] = zero
                 mm[j] = m[j] if _finite(m[j]) else zero
             if store:
-                mb = mblk[kb // COL_BLOCK]
+                mb = mblk[o, b, j0:j1]
                 for j in range(w):
-                    mb[j] = mm[j]
+                    mb[j] = m[j]
             for i in range(kb, ke):
-                _col_row(x[o, i, j0:j1], sign, mm, bhi, blo, n0, bsum,
-                         out[o, i, j0:j1] if store else none, store)
+                _col_exp(x[o, i, j0:j1], sign, mm, bhi, blo,
+                         out[o, i, j0:j1] if store else er, n0b, bsum, kind)
             for j in range(w):
-                rest[j], comp[j] = _two_sum_add(rest[j], comp[j], bsum[j])
-        special = False
+                n0[j] += np.float64(n0b[j])
+                rest[j], comp[j] = _two_sum_add(rest[j], comp[j], bsum[j] / big)
+        r = o * nq + q
         for j in range(w):
-            rest[j] += comp[j]
+            s = rest[j] + comp[j]
+            # an all -inf chunk is NORMAL (it adds nothing); +inf or NaN make the column special
+            qst[r, j0 + j, 0] = NORMAL if (m[j] < _INF and s == s) else HAS_NAN
+            qst[r, j0 + j, 1] = n0[j]
+            qst[r, j0 + j, 2] = s
+            qms[r, j0 + j] = m[j]
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _col_finish(x, sign, bhi, blo, kind, out, qst, qms, mblk, cst, cms, cw, nq, spec, t0, t1):  # type: ignore[no-untyped-def]
+    """Second pass of tasks ``t0..t1``: each merges its columns' chunk statistics (the
+    chunk ``q == 0`` writes them to ``cst``, ``cms``) and writes its rows: softmax
+    multiplies each block's exps by ``exp(beta (m_block - m)) / s``, log_softmax writes
+    ``z - log s``. Columns that are not NORMAL (NaN, +inf, empty) are left to
+    :func:`_col_special`."""
+    nout, k, ninner = x.shape
+    zero = sign - sign
+    m = np.empty(cw, dtype=x.dtype)
+    f = np.empty(cw)
+    g = np.empty(cw)
+    for t in range(t0, t1):
+        o, j0, j1, q, kb0, kb1 = _col_task(t, k, ninner, cw, nq)
+        if kind == LOGSUMEXP and q > 0:
+            continue
+        w = j1 - j0
         for j in range(w):
-            normal = _finite(m[j]) and rest[j] == rest[j]
-            special |= not normal
-            cst[o, j0 + j, 0] = NORMAL if normal else HAS_NAN
-            cst[o, j0 + j, 1] = n0[j]
-            cst[o, j0 + j, 2] = rest[j]
-            cms[o, j0 + j] = m[j]
-            if not normal:
-                m[j] = zero
-                f[j] = 0.0  # the column is rewritten by _special below
-            elif kind == SOFTMAX:
-                f[j] = 1.0 / (n0[j] + rest[j])
+            mj = qms[o * nq, j0 + j]
+            nan = False
+            for p in range(o * nq, o * nq + nq):
+                mj = max(mj, qms[p, j0 + j])
+                nan |= qst[p, j0 + j, 0] == HAS_NAN
+            n0 = 0.0
+            rest = 0.0
+            comp = 0.0
+            if nan or not _finite(mj):
+                status = HAS_NAN
+            else:
+                status = NORMAL
+                for p in range(o * nq, o * nq + nq):
+                    mp = qms[p, j0 + j]
+                    if mp == mj:
+                        n0 += qst[p, j0 + j, 1]
+                        rest, comp = _two_sum_add(rest, comp, qst[p, j0 + j, 2])
+                    elif _finite(mp):
+                        zhi, zlo = _shift(mp, mj, bhi, blo)
+                        e = exp64(np.float64(zhi), np.float64(zlo))
+                        rest, comp = _two_sum_add(rest, comp, (qst[p, j0 + j, 1] + qst[p, j0 + j, 2]) * e)
+                rest += comp
+            if q == 0:
+                spec[t] |= status != NORMAL
+                cst[o, j0 + j, 0] = status
+                cst[o, j0 + j, 1] = n0
+                cst[o, j0 + j, 2] = rest
+                cms[o, j0 + j] = mj
+            normal = status == NORMAL
+            m[j] = mj if normal else zero
+            if kind == SOFTMAX:
+                f[j] = 1.0 / (n0 + rest) if normal else 0.0
             elif kind == LOG_SOFTMAX:
-                f[j] = _log_s(n0[j], rest[j])
+                f[j] = _log_s(n0, rest) if normal else 0.0
         if kind == SOFTMAX:
-            for kb in range(0, k, COL_BLOCK):
-                mb = mblk[kb // COL_BLOCK]
+            for b in range(kb0, kb1):
+                mb = mblk[o, b, j0:j1]
                 for j in range(w):  # the factor of the block's exps, from its shift
-                    zhi, zlo = _shift(mb[j], m[j], bhi, blo)
-                    bsum[j] = exp64(np.float64(zhi), np.float64(zlo)) * f[j]
-                for i in range(kb, min(k, kb + COL_BLOCK)):
-                    orow = out[o, i, j0:j1]
-                    for j in range(w):
-                        orow[j] = orow[j] * bsum[j]
+                    if mb[j] > -_INF:
+                        zhi, zlo = _shift(mb[j], m[j], bhi, blo)
+                        g[j] = exp64(np.float64(zhi), np.float64(zlo)) * f[j]
+                    else:  # the block's entries (and those before) are all -inf
+                        g[j] = 0.0
+                for i in range(b * COL_BLOCK, min(k, (b + 1) * COL_BLOCK)):
+                    _col_scale(out[o, i, j0:j1], g)
         elif kind == LOG_SOFTMAX:
-            for i in range(k):
+            for i in range(kb0 * COL_BLOCK, min(k, kb1 * COL_BLOCK)):
                 _col_log(x[o, i, j0:j1], sign, m, bhi, blo, f, out[o, i, j0:j1])
-        if special:
+
+
+@njit(cache=True)
+def _col_special(x, sign, kind, out, cst, cw, nq, spec, t0, t1):  # type: ignore[no-untyped-def]
+    """The columns of tasks ``t0..t1`` that are not NORMAL (NaN, +inf, empty support), by
+    the reference's semantics, after :func:`_col_finish` (which flags them in ``spec``)."""
+    nout, k, ninner = x.shape
+    for t in range(t0, t1):
+        if spec[t]:
+            o, j0, j1, _, _, _ = _col_task(t, k, ninner, cw, nq)
             for j in range(j0, j1):
                 if cst[o, j, 0] != NORMAL:
                     status, _ = _special(x[o, :, j], sign, kind, out[o, :, j])
                     cst[o, j, 0] = status
+
+
+@njit(cache=True)
+def _col_buffers(x, kind, cw, nq):  # type: ignore[no-untyped-def]
+    """``(qst, qms, mblk, spec, ntask)``: the chunk statistics, softmax's block shifts,
+    the flags of tasks with special columns, the number of tasks."""
+    nout, k, ninner = x.shape
+    nkb = (k + COL_BLOCK - 1) // COL_BLOCK
+    nt = nout * ((ninner + cw - 1) // cw) * nq
+    qst = np.empty((nout * nq, ninner, 3))
+    qms = np.empty((nout * nq, ninner), dtype=x.dtype)
+    mblk = np.empty((nout, nkb if kind == SOFTMAX else 0, ninner), dtype=x.dtype)
+    spec = np.zeros(nt, dtype=np.bool_)
+    return qst, qms, mblk, spec, nt
 
 
 # --------------------------------------------------------------------------- drivers
@@ -963,17 +1070,27 @@ def short_serial(x, sign, bhi, blo, kind, out, rst, rms, rpb):  # type: ignore[n
 
 
 @njit(parallel=True, cache=True)
-def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, cw, ntask):  # type: ignore[no-untyped-def]
-    nt = x.shape[0] * ((x.shape[2] + cw - 1) // cw)
+def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, cw, nq, ntask):  # type: ignore[no-untyped-def]
+    """The column layout in parallel: ``ntask`` ranges of the tasks of :func:`_col_task`
+    (tiles of ``cw`` columns, each in ``nq`` chunks of ``K``), three parallel phases."""
+    qst, qms, mblk, spec, nt = _col_buffers(x, kind, cw, nq)
     for b in prange(ntask):
-        _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw,
-                   b * nt // ntask, (b + 1) * nt // ntask)
+        _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, nq,
+                  b * nt // ntask, (b + 1) * nt // ntask)
+    for b in prange(ntask):
+        _col_finish(x, sign, bhi, blo, kind, out, qst, qms, mblk, cst, cms, cw, nq, spec,
+                    b * nt // ntask, (b + 1) * nt // ntask)
+    for b in prange(ntask):
+        _col_special(x, sign, kind, out, cst, cw, nq, spec, b * nt // ntask, (b + 1) * nt // ntask)
 
 
 @njit(cache=True, nogil=True)
 def cols_serial(x, sign, bhi, blo, kind, out, cst, cms, cw):  # type: ignore[no-untyped-def]
-    nt = x.shape[0] * ((x.shape[2] + cw - 1) // cw)
-    _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw, 0, nt)
+    """The column layout on the calling thread (one chunk of ``K`` per tile)."""
+    qst, qms, mblk, spec, nt = _col_buffers(x, kind, cw, 1)
+    _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, 1, 0, nt)
+    _col_finish(x, sign, bhi, blo, kind, out, qst, qms, mblk, cst, cms, cw, 1, spec, 0, nt)
+    _col_special(x, sign, kind, out, cst, cw, 1, spec, 0, nt)
 
 
 @njit(cache=True, nogil=True)
