@@ -262,6 +262,31 @@ def test_temperature_is_exact_not_rounded_beta():
                  softmax(x, temperature=t, implementation="reference"), np.float64)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_columns_blocks_and_chunks(dtype):
+    # columns whose first blocks are all -inf before entries far below 0 (their exps are
+    # stored as 0 and their factor is 0, not exp(+1000): once -0.0), with the max in a late
+    # block; long enough for the parallel path to split K in chunks, some of them all
+    # -inf, one holding the max, one a NaN or +inf column
+    b = kcore.COL_BLOCK
+    for k in (8 * b + 3, 20000):
+        x = np.full((k, 5), -1000.0)
+        x[: k // 2] = -INF
+        x[-1, 1] = 5.0
+        x[k // 2 + 7, 2] = -990.0
+        x[k // 3, 3] = np.nan
+        x[k - 2, 4] = INF
+        x = x.astype(dtype)
+        for fn in (softmax, log_softmax, logsumexp):
+            got = fn(x, axis=0, implementation="numba")
+            # the reference along the last axis (NumPy sums it pairwise: along axis 0 of a
+            # long column it sums sequentially and loses 1e-14)
+            ref = fn(np.ascontiguousarray(x.T), axis=-1, implementation="reference")
+            _compare(got, ref if fn is logsumexp else ref.T, dtype)
+            if fn is softmax:
+                assert not np.signbit(got).any()
+
+
 @pytest.mark.parametrize("axis", [-1, 0])
 def test_special_rows_on_every_layout(axis):
     base = np.array([[np.nan, 1.0, 2.0], [INF, 1.0, INF], [-INF, -INF, -INF], [1.0, 2.0, -INF],

@@ -73,7 +73,7 @@ CHUNK = 1 << 16  # elements per task of a long row (a float64 chunk is 512 KiB: 
 SHORT = 64  # rows shorter than this are processed in transposed blocks
 SHORT_BLOCK = 4096  # elements per block of short rows
 COL_WIDTH = 2048  # the widest column task (state arrays of this size); api picks the width
-COL_BLOCK = 32  # rows of K per block of the online column pass
+COL_BLOCK = 64  # rows of K per block of the online column pass
 SUM_BLOCK = 1024  # the sums are accumulated per block, blocks added with compensation
 
 _FLAGS = {"reassoc", "contract"}
@@ -778,54 +778,106 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
 
 
 # --------------------------------------------------------------------------- columns
+def _is_wide(like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_is_wide)
+def _is_wide_ov(like):  # type: ignore[no-untyped-def]
+    """Whether ``like`` is float64 (a constant where the kernels are compiled)."""
+    if like == types.float64:
+        return lambda like: True
+    return lambda like: False
+
+
 @njit(inline="always")
-def _col_exp_loop(xr, sign, mm, bhi, blo, er, n0b, kind, unit):  # type: ignore[no-untyped-def]
-    zero = sign - sign
-    one = sign * sign
+def _col_e(y, mj, bhi, blo, b, kind, unit):  # type: ignore[no-untyped-def]
+    """``(e, c)`` for an entry ``y`` of a column shifted by ``mj``: softmax's
+    ``_exp_store`` of the compensated shift; log_softmax's ``_exp_z`` of it; logsumexp's
+    ``_exp_sum`` of the plain shift (as :func:`_row_lse`, ``b`` beta in the dtype). The
+    maxima (``y == mj``, not for softmax) give ``(0, 1)``: counted apart."""
+    zero = _like(0.0, y)
     if kind == SOFTMAX:
-        for j in range(xr.shape[0]):
-            zhi, zlo = _z(xr[j] * sign, mm[j], bhi, blo, unit)
-            er[j] = _exp_store(zhi, zlo, sign)
+        zhi, zlo = _z(y, mj, bhi, blo, unit)
+        return _exp_store(zhi, zlo, y), zero
+    if kind == LOGSUMEXP:
+        e = _exp_sum(_shift_plain(y, mj, b, mj * b, unit), y)
+    else:
+        zhi, zlo = _z(y, mj, bhi, blo, unit)
+        e = _exp_z(zhi, zlo, y)
+    top = y == mj
+    return (zero if top else e), (_like(1.0, y) if top else zero)
+
+
+@njit(inline="always")
+def _col_exp_row(xr, sign, mm, bhi, blo, b, er, n0b, bsum, kind, unit):  # type: ignore[no-untyped-def]
+    for j in range(xr.shape[0]):
+        v, c = _col_e(xr[j] * sign, mm[j], bhi, blo, b, kind, unit)
+        er[j] = v
+        if kind != SOFTMAX:
+            n0b[j] += c
+        bsum[j] += v
+
+
+@njit(inline="always")
+def _col_exp_loop(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind, unit):  # type: ignore[no-untyped-def]
+    b = _like(bhi, sign)  # beta's low part is below the dtype's eps
+    if _is_wide(sign):
+        # float64: a row a loop, the sum in it (four rows' degree-13 exps at once would
+        # spill registers; a float64 sum costs no lanes here)
+        _col_exp_row(x0, sign, mm, bhi, blo, b, e0, n0b, bsum, kind, unit)
+        _col_exp_row(x1, sign, mm, bhi, blo, b, e1, n0b, bsum, kind, unit)
+        _col_exp_row(x2, sign, mm, bhi, blo, b, e2, n0b, bsum, kind, unit)
+        _col_exp_row(x3, sign, mm, bhi, blo, b, e3, n0b, bsum, kind, unit)
+        return
+    for j in range(x0.shape[0]):
+        mj = mm[j]
+        v0, c0 = _col_e(x0[j] * sign, mj, bhi, blo, b, kind, unit)
+        v1, c1 = _col_e(x1[j] * sign, mj, bhi, blo, b, kind, unit)
+        v2, c2 = _col_e(x2[j] * sign, mj, bhi, blo, b, kind, unit)
+        v3, c3 = _col_e(x3[j] * sign, mj, bhi, blo, b, kind, unit)
+        e0[j] = v0
+        e1[j] = v1
+        e2[j] = v2
+        e3[j] = v3
+        if kind != SOFTMAX:
+            n0b[j] += (c0 + c1) + (c2 + c3)
+
+
+@njit(inline="always")
+def _col_exp_kind(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind, unit):  # type: ignore[no-untyped-def]
+    if kind == SOFTMAX:
+        _col_exp_loop(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, SOFTMAX, unit)
     elif kind == LOGSUMEXP:
-        b = _like(bhi, sign)  # beta's low part is below the dtype's eps
-        for j in range(xr.shape[0]):
-            y = xr[j] * sign
-            e = _exp_sum(_shift_plain(y, mm[j], b, mm[j] * b, unit), sign)
-            top = y == mm[j]
-            n0b[j] += one if top else zero
-            er[j] = zero if top else e
+        _col_exp_loop(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, LOGSUMEXP, unit)
     else:
-        for j in range(xr.shape[0]):
-            y = xr[j] * sign
-            zhi, zlo = _z(y, mm[j], bhi, blo, unit)
-            e = _exp_z(zhi, zlo, sign)
-            top = y == mm[j]
-            n0b[j] += one if top else zero
-            er[j] = zero if top else e
+        _col_exp_loop(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, LOG_SOFTMAX, unit)
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _col_exp(xr, sign, mm, bhi, blo, er, n0b, bsum, kind):  # type: ignore[no-untyped-def]
-    """One row of a column task: the exps relative to the per-column shift ``mm`` into
-    ``er`` (softmax: the output row, ``_exp_store``; log_softmax: ``_exp_z`` of the
-    compensated shift; logsumexp: ``_exp_sum`` of the plain shift, as :func:`_row_lse`),
-    the maxima (``y == mm``) counted in ``n0b`` and left out of ``er`` (not softmax), and
-    ``er`` added to the float64 sums ``bsum``. The exp loop holds only the input's dtype
-    (16 float32 lanes with AVX-512); the float64 sum is a loop of its own over the row,
-    which is still in L1. (Row views come from the caller: views made in an inlined
-    loop cost a reference count each.)"""
+def _col_exp(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind):  # type: ignore[no-untyped-def]
+    """Four rows of a column task (:func:`_col_e`): the exps relative to the per-column
+    shift ``mm`` into ``e0..e3`` (softmax: the output rows), the maxima counted in
+    ``n0b``, the exps added to the float64 sums ``bsum``. Four rows a call share the
+    loads and stores of the per-column state; the exp loop holds only the input's dtype
+    (16 float32 lanes with AVX-512: a float64 value in it would halve them), the float64
+    sum is a loop of its own over rows still in L1. (Row views come from the caller:
+    views made in an inlined loop cost a reference count each.)"""
     if _is_unit(bhi, blo):
-        _col_exp_loop(xr, sign, mm, bhi, blo, er, n0b, kind, True)
+        _col_exp_kind(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind, True)
     else:
-        _col_exp_loop(xr, sign, mm, bhi, blo, er, n0b, kind, False)
-    for j in range(xr.shape[0]):
-        bsum[j] += np.float64(er[j])
+        _col_exp_kind(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind, False)
+    if not _is_wide(sign):
+        for j in range(x0.shape[0]):
+            bsum[j] += (np.float64(e0[j]) + np.float64(e1[j])) + (np.float64(e2[j]) + np.float64(e3[j]))
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _col_max(xr, sign, bm):  # type: ignore[no-untyped-def]
-    for j in range(xr.shape[0]):
-        bm[j] = maxnum(bm[j], xr[j] * sign)
+def _col_max(x0, x1, x2, x3, sign, bm):  # type: ignore[no-untyped-def]
+    for j in range(x0.shape[0]):
+        a = maxnum(x0[j] * sign, x1[j] * sign)
+        c = maxnum(x2[j] * sign, x3[j] * sign)
+        bm[j] = maxnum(bm[j], maxnum(a, c))
 
 
 @njit(inline="always")
@@ -878,7 +930,9 @@ def _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, nq, t0, t1):  # 
     m = np.empty(cw, dtype=x.dtype)
     mm = np.empty(cw, dtype=x.dtype)
     bm = np.empty(cw, dtype=x.dtype)
-    er = np.empty(cw, dtype=x.dtype)  # the exps of one row (not softmax)
+    er = np.empty((4, cw), dtype=x.dtype)  # the exps of four rows (not softmax)
+    xpad = np.full(cw, ninf * sign)  # padding rows (-inf once signed) and their exps
+    epad = np.empty(cw, dtype=x.dtype)
     n0b = np.empty(cw, dtype=x.dtype)  # the block's maxima, counted in the input's dtype
     n0 = np.empty(cw)
     rest = np.empty(cw)
@@ -897,18 +951,24 @@ def _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, nq, t0, t1):  # 
             ke = min(k, kb + COL_BLOCK)
             for j in range(w):
                 bm[j] = ninf
-            for i in range(kb, ke):
-                _col_max(x[o, i, j0:j1], sign, bm)
-            # online rescaling where the block raised the max
+            for i in range(kb, ke, 4):
+                _col_max(x[o, i, j0:j1], x[o, i + 1, j0:j1] if i + 1 < ke else xpad,
+                         x[o, i + 2, j0:j1] if i + 2 < ke else xpad,
+                         x[o, i + 3, j0:j1] if i + 3 < ke else xpad, sign, bm)
+            raised = False  # (a vectorised test: after the first blocks it seldom holds)
             for j in range(w):
-                if bm[j] > m[j]:
-                    if n0[j] + rest[j] != 0.0:
-                        zhi, zlo = _shift(m[j], bm[j], bhi, blo)
-                        f = exp64(np.float64(zhi), np.float64(zlo))
-                        rest[j] = (n0[j] + (rest[j] + comp[j])) * f
-                    comp[j] = 0.0
-                    n0[j] = 0.0
-                    m[j] = bm[j]
+                raised |= bm[j] > m[j]
+            if raised:  # online rescaling where the block raised the max
+                for j in range(w):
+                    if bm[j] > m[j]:
+                        if n0[j] + rest[j] != 0.0:
+                            zhi, zlo = _shift(m[j], bm[j], bhi, blo)
+                            f = exp64(np.float64(zhi), np.float64(zlo))
+                            rest[j] = (n0[j] + (rest[j] + comp[j])) * f
+                        comp[j] = 0.0
+                        n0[j] = 0.0
+                        m[j] = bm[j]
+            for j in range(w):
                 bsum[j] = 0.0
                 n0b[j] = zero
                 mm[j] = m[j] if _finite(m[j]) else zero
@@ -916,9 +976,17 @@ def _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, nq, t0, t1):  # 
                 mb = mblk[o, b, j0:j1]
                 for j in range(w):
                     mb[j] = m[j]
-            for i in range(kb, ke):
-                _col_exp(x[o, i, j0:j1], sign, mm, bhi, blo,
-                         out[o, i, j0:j1] if store else er, n0b, bsum, kind)
+            for i in range(kb, ke, 4):
+                # rows past the block's end are padding: -inf, their exps (0) to epad
+                r1, r2, r3 = i + 1 < ke, i + 2 < ke, i + 3 < ke
+                _col_exp(x[o, i, j0:j1], x[o, i + 1, j0:j1] if r1 else xpad,
+                         x[o, i + 2, j0:j1] if r2 else xpad, x[o, i + 3, j0:j1] if r3 else xpad,
+                         sign, mm, bhi, blo,
+                         out[o, i, j0:j1] if store else er[0],
+                         out[o, i + 1, j0:j1] if store and r1 else er[1] if r1 else epad,
+                         out[o, i + 2, j0:j1] if store and r2 else er[2] if r2 else epad,
+                         out[o, i + 3, j0:j1] if store and r3 else er[3] if r3 else epad,
+                         n0b, bsum, kind)
             for j in range(w):
                 n0[j] += np.float64(n0b[j])
                 rest[j], comp[j] = _two_sum_add(rest[j], comp[j], bsum[j] / big)
@@ -987,14 +1055,20 @@ def _col_finish(x, sign, bhi, blo, kind, out, qst, qms, mblk, cst, cms, cw, nq, 
         if kind == SOFTMAX:
             for b in range(kb0, kb1):
                 mb = mblk[o, b, j0:j1]
-                for j in range(w):  # the factor of the block's exps, from its shift
-                    if mb[j] > -_INF:
-                        zhi, zlo = _shift(mb[j], m[j], bhi, blo)
-                        g[j] = exp64(np.float64(zhi), np.float64(zlo)) * f[j]
-                    else:  # the block's entries (and those before) are all -inf
-                        g[j] = 0.0
+                same = True  # the block's shift is the max: the factor is 1 / s (most blocks)
+                for j in range(w):
+                    same &= mb[j] == m[j]
+                if not same:
+                    for j in range(w):  # the factor of the block's exps, from its shift
+                        if mb[j] == m[j]:
+                            g[j] = f[j]
+                        elif mb[j] > -_INF:
+                            zhi, zlo = _shift(mb[j], m[j], bhi, blo)
+                            g[j] = exp64(np.float64(zhi), np.float64(zlo)) * f[j]
+                        else:  # the block's entries (and those before) are all -inf
+                            g[j] = 0.0
                 for i in range(b * COL_BLOCK, min(k, (b + 1) * COL_BLOCK)):
-                    _col_scale(out[o, i, j0:j1], g)
+                    _col_scale(out[o, i, j0:j1], f if same else g)
         elif kind == LOG_SOFTMAX:
             for i in range(kb0 * COL_BLOCK, min(k, kb1 * COL_BLOCK)):
                 _col_log(x[o, i, j0:j1], sign, m, bhi, blo, f, out[o, i, j0:j1])
