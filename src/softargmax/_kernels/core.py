@@ -1089,14 +1089,18 @@ def _col_special(x, sign, kind, out, cst, cw, nq, spec, t0, t1):  # type: ignore
 
 
 @njit(cache=True)
-def _col_buffers(x, kind, cw, nq):  # type: ignore[no-untyped-def]
-    """``(qst, qms, mblk, spec, ntask)``: the chunk statistics, softmax's block shifts,
-    the flags of tasks with special columns, the number of tasks."""
+def _col_buffers(x, kind, cw, nq, cst, cms):  # type: ignore[no-untyped-def]
+    """``(qst, qms, mblk, spec, ntask)``: the chunk statistics (``cst``, ``cms`` themselves
+    for one chunk: each task reads a column's before it writes it), softmax's block
+    shifts, the flags of tasks with special columns, the number of tasks."""
     nout, k, ninner = x.shape
     nkb = (k + COL_BLOCK - 1) // COL_BLOCK
     nt = nout * ((ninner + cw - 1) // cw) * nq
-    qst = np.empty((nout * nq, ninner, 3))
-    qms = np.empty((nout * nq, ninner), dtype=x.dtype)
+    if nq == 1:
+        qst, qms = cst, cms
+    else:
+        qst = np.empty((nout * nq, ninner, 3))
+        qms = np.empty((nout * nq, ninner), dtype=x.dtype)
     mblk = np.empty((nout, nkb if kind == SOFTMAX else 0, ninner), dtype=x.dtype)
     spec = np.zeros(nt, dtype=np.bool_)
     return qst, qms, mblk, spec, nt
@@ -1147,7 +1151,7 @@ def short_serial(x, sign, bhi, blo, kind, out, rst, rms, rpb):  # type: ignore[n
 def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, cw, nq, ntask):  # type: ignore[no-untyped-def]
     """The column layout in parallel: ``ntask`` ranges of the tasks of :func:`_col_task`
     (tiles of ``cw`` columns, each in ``nq`` chunks of ``K``), three parallel phases."""
-    qst, qms, mblk, spec, nt = _col_buffers(x, kind, cw, nq)
+    qst, qms, mblk, spec, nt = _col_buffers(x, kind, cw, nq, cst, cms)
     for b in prange(ntask):
         _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, nq,
                   b * nt // ntask, (b + 1) * nt // ntask)
@@ -1161,7 +1165,7 @@ def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, cw, nq, ntask):  # typ
 @njit(cache=True, nogil=True)
 def cols_serial(x, sign, bhi, blo, kind, out, cst, cms, cw):  # type: ignore[no-untyped-def]
     """The column layout on the calling thread (one chunk of ``K`` per tile)."""
-    qst, qms, mblk, spec, nt = _col_buffers(x, kind, cw, 1)
+    qst, qms, mblk, spec, nt = _col_buffers(x, kind, cw, 1, cst, cms)
     _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, 1, 0, nt)
     _col_finish(x, sign, bhi, blo, kind, out, qst, qms, mblk, cst, cms, cw, 1, spec, 0, nt)
     _col_special(x, sign, kind, out, cst, cw, 1, spec, 0, nt)
