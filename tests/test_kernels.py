@@ -272,12 +272,49 @@ def test_kernel_matches_reference(shape, axis, dtype):
             np.testing.assert_array_equal(got[~fin], ref[~fin])
 
 
+def test_logsumexp_excluded_entries_next_to_an_overflowing_scaled_max():
+    # beta * max overflows float32 (the result is -inf, its sign 1): the shift of an
+    # excluded entry, -inf - (-inf), must not turn the sum into NaN (a row, short rows,
+    # columns)
+    row = np.array([-3e38] + [-INF] * 99, np.float32)
+    for x, axis in ((row, -1), (np.tile(row[:5], (300, 1)), -1), (np.tile(row[:, None], (1, 40)), 0)):
+        got = logsumexp(x, axis=axis, beta=2.5, return_sign=True, implementation="numba")
+        ref = logsumexp(x, axis=axis, beta=2.5, return_sign=True, implementation="reference")
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+
+
 def test_temperature_is_exact_not_rounded_beta():
     # 1/T rounded would cost |z| ulps; the kernel carries 1/T as hi + lo
     x = np.array([0.0, -300.0, -700.0, 5.0])
     for t in (0.3, 0.7, 3.0):
         _compare(softmax(x, temperature=t, implementation="numba"),
                  softmax(x, temperature=t, implementation="reference"), np.float64)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_columns_blocks_and_chunks(dtype):
+    # columns whose first blocks are all -inf before entries far below 0 (their exps are
+    # stored as 0 and their factor is 0, not exp(+1000): once -0.0), with the max in a late
+    # block; long enough for the parallel path to split K in chunks, some of them all
+    # -inf, one holding the max, one a NaN or +inf column
+    b = kcore.COL_BLOCK
+    for k in (8 * b + 3, 20000):
+        x = np.full((k, 5), -1000.0)
+        x[: k // 2] = -INF
+        x[-1, 1] = 5.0
+        x[k // 2 + 7, 2] = -990.0
+        x[k // 3, 3] = np.nan
+        x[k - 2, 4] = INF
+        x = x.astype(dtype)
+        for fn in (softmax, log_softmax, logsumexp):
+            got = fn(x, axis=0, implementation="numba")
+            # the reference along the last axis (NumPy sums it pairwise: along axis 0 of a
+            # long column it sums sequentially and loses 1e-14)
+            ref = fn(np.ascontiguousarray(x.T), axis=-1, implementation="reference")
+            _compare(got, ref if fn is logsumexp else ref.T, dtype)
+            if fn is softmax:
+                assert not np.signbit(got).any()
 
 
 @pytest.mark.parametrize("axis", [-1, 0])

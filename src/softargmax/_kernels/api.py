@@ -205,14 +205,20 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
         out3 = res3 if res3 is not None else np.empty((nout, 0, ninner), dtype)
         cst = np.empty((nout, ninner, 3))
         cms = np.empty((nout, ninner), dtype)
-        # column tasks as wide as the threads allow: whole rows stream, narrow bands of
-        # many rows do not (each row of a band sits on another page)
-        per_outer = -(-nthreads // nout) if parallel else 1  # tasks per outer index
-        width = -(-ninner // per_outer)
+        # tiles of whole rows where they fit (a task streams contiguous memory: a tile of
+        # part of a row starts a new page, and the prefetcher, on each row; 1.6x), split
+        # along K into chunks when there are too few tiles to keep the threads busy
+        ntile = -(-ninner // _k.COL_WIDTH)
+        width = -(-ninner // ntile)  # the tiles' widths balanced, in multiples of 16
         cw = min(_k.COL_WIDTH, -(-width // 16) * 16)
+        ntile = -(-ninner // cw)
         if parallel:
-            nt = nout * (-(-ninner // cw))
-            _k.cols_parallel(x3, sign, bhi, blo, kind, out3, cst, cms, cw,
+            nkb = -(-k // _k.COL_BLOCK)
+            nq = 1
+            if nout * ntile < 4 * nthreads:
+                nq = max(1, min(-(-4 * nthreads // (nout * ntile)), nkb // 4))
+            nt = nout * ntile * nq
+            _k.cols_parallel(x3, sign, bhi, blo, kind, out3, cst, cms, cw, nq,
                              min(nt, 8 * nthreads))
         else:
             _k.cols_serial(x3, sign, bhi, blo, kind, out3, cst, cms, cw)

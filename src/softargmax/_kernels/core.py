@@ -34,11 +34,17 @@ NaN) go to a scalar routine with the reference's semantics. Layouts:
   (it needs no exp there), and ``log s`` is computed for the whole block at once
   (:func:`._exp.log1p_sum`, a vectorisable log);
 * columns (the reduced axes are followed by others): ``(outer, K, inner)`` without a
-  transpose copy, vectorised across the contiguous inner dimension in tasks as wide as
-  the threads allow (whole rows stream; narrow bands thrash the TLB), with an online
-  (max, sum) pass over blocks of ``K``; softmax stores the exps of that pass and rescales
-  each block by ``exp(beta (m_block - m)) / s`` (one exp per element), log_softmax writes
-  ``z - log s`` in a second pass.
+  transpose copy, vectorised across the contiguous inner dimension. A task is a tile of
+  whole rows (up to ``COL_WIDTH`` columns: a task that streams contiguous memory runs
+  1.6x faster than one that takes part of each row, where every row starts a new page
+  and the prefetcher starts over) and a chunk of ``K`` (the tiles are split along ``K``
+  when there are too few of them for the threads). The first pass is online over blocks
+  of ``COL_BLOCK`` rows (block max, rescale of the running sums, exps relative to the
+  running max; the exp loop in the input's dtype, the float64 sums a loop of their
+  own); softmax stores those exps and the shift of each block. The second pass merges
+  the chunks' ``(m, n0, rest)`` per column, then softmax rescales each block by
+  ``exp(beta (m_block - m)) / s`` (one exp per element in all) and log_softmax writes
+  ``z - log s``.
 
 float32 softmax stores ``exp(z) * 2**64`` (``_exp_store``): a normal number down to
 ``z = -110``, so the final product by ``2**-64 / s`` rounds a subnormal probability once.
@@ -75,7 +81,7 @@ CHUNK = 1 << 16  # elements per task of a long row (a float64 chunk is 512 KiB: 
 SHORT = 64  # rows shorter than this are processed in transposed blocks
 SHORT_BLOCK = 4096  # elements per block of short rows
 COL_WIDTH = 2048  # the widest column task (state arrays of this size); api picks the width
-COL_BLOCK = 32  # rows of K per block of the online column pass
+COL_BLOCK = 64  # rows of K per block of the online column pass
 SUM_BLOCK = 1024  # the sums are accumulated per block, blocks added with compensation
 STREAM_BYTES = 1 << 25  # outputs of 32 MiB or more are written with non-temporal stores
 
@@ -424,13 +430,16 @@ def _shift_plain(y, m, b, mb, unit):  # type: ignore[no-untyped-def]  # pragma: 
 @overload(_shift_plain, jit_options={"fastmath": {"contract"}})
 def _shift_plain_ov(y, m, b, mb, unit):  # type: ignore[no-untyped-def]
     """``z = b * (y - m)`` rounded in the input's dtype (no low part), ``b`` and ``mb = b * m``
-    in that dtype; where ``y - m`` overflowed, ``y * b - mb`` (the shift may be in range)."""
+    in that dtype; where ``y - m`` overflowed, ``y * b - mb`` (the shift may be in range).
+    An excluded entry (``y = -inf``) gives -inf, also where ``mb`` overflowed to -inf
+    (``y * b - mb`` would be NaN there)."""
 
     def impl(y, m, b, mb, unit):  # type: ignore[no-untyped-def]
         d = y - m
         if unit:
             return d
-        return d * b if d > _neg_inf(y) else y * b - mb
+        ninf = _neg_inf(y)
+        return d * b if d > ninf else (y * b - mb if y > ninf else d)
 
     return impl
 
@@ -947,37 +956,106 @@ def _short_lse_tasks(x, sign, bhi, blo, beta, temperature, lse, sgn, rpb, b0, b1
 
 
 # --------------------------------------------------------------------------- columns
+def _is_wide(like):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+    raise NotImplementedError
+
+
+@overload(_is_wide)
+def _is_wide_ov(like):  # type: ignore[no-untyped-def]
+    """Whether ``like`` is float64 (a constant where the kernels are compiled)."""
+    if like == types.float64:
+        return lambda like: True
+    return lambda like: False
+
+
 @njit(inline="always")
-def _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, store, unit):  # type: ignore[no-untyped-def]
+def _col_e(y, mj, bhi, blo, b, kind, unit):  # type: ignore[no-untyped-def]
+    """``(e, c)`` for an entry ``y`` of a column shifted by ``mj``: softmax's
+    ``_exp_store`` of the compensated shift; log_softmax's ``_exp_z`` of it; logsumexp's
+    ``_exp_sum`` of the plain shift (as :func:`_row_lse`, ``b`` beta in the dtype). The
+    maxima (``y == mj``, not for softmax) give ``(0, 1)``: counted apart."""
+    zero = _like(0.0, y)
+    if kind == SOFTMAX:
+        zhi, zlo = _z(y, mj, bhi, blo, unit)
+        return _exp_store(zhi, zlo, y), zero
+    if kind == LOGSUMEXP:
+        e = _exp_sum(_shift_plain(y, mj, b, mj * b, unit), y)
+    else:
+        zhi, zlo = _z(y, mj, bhi, blo, unit)
+        e = _exp_z(zhi, zlo, y)
+    top = y == mj
+    return (zero if top else e), (_like(1.0, y) if top else zero)
+
+
+@njit(inline="always")
+def _col_exp_row(xr, sign, mm, bhi, blo, b, er, n0b, bsum, kind, unit):  # type: ignore[no-untyped-def]
     for j in range(xr.shape[0]):
-        y = xr[j] * sign
-        zhi, zlo = _z(y, mm[j], bhi, blo, unit)
-        if store:
-            e = _exp_store(zhi, zlo, sign)
-            orow[j] = e
-            bsum[j] += e
-        else:
-            e = _exp_z(zhi, zlo, sign)
-            top = y == mm[j]
-            n0[j] += 1.0 if top else 0.0
-            bsum[j] += 0.0 if top else e
+        v, c = _col_e(xr[j] * sign, mm[j], bhi, blo, b, kind, unit)
+        er[j] = v
+        if kind != SOFTMAX:
+            n0b[j] += c
+        bsum[j] += v
+
+
+@njit(inline="always")
+def _col_exp_loop(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind, unit):  # type: ignore[no-untyped-def]
+    b = _like(bhi, sign)  # beta's low part is below the dtype's eps
+    if _is_wide(sign):
+        # float64: a row a loop, the sum in it (four rows' degree-13 exps at once would
+        # spill registers; a float64 sum costs no lanes here)
+        _col_exp_row(x0, sign, mm, bhi, blo, b, e0, n0b, bsum, kind, unit)
+        _col_exp_row(x1, sign, mm, bhi, blo, b, e1, n0b, bsum, kind, unit)
+        _col_exp_row(x2, sign, mm, bhi, blo, b, e2, n0b, bsum, kind, unit)
+        _col_exp_row(x3, sign, mm, bhi, blo, b, e3, n0b, bsum, kind, unit)
+        return
+    for j in range(x0.shape[0]):
+        mj = mm[j]
+        v0, c0 = _col_e(x0[j] * sign, mj, bhi, blo, b, kind, unit)
+        v1, c1 = _col_e(x1[j] * sign, mj, bhi, blo, b, kind, unit)
+        v2, c2 = _col_e(x2[j] * sign, mj, bhi, blo, b, kind, unit)
+        v3, c3 = _col_e(x3[j] * sign, mj, bhi, blo, b, kind, unit)
+        e0[j] = v0
+        e1[j] = v1
+        e2[j] = v2
+        e3[j] = v3
+        if kind != SOFTMAX:
+            n0b[j] += (c0 + c1) + (c2 + c3)
+
+
+@njit(inline="always")
+def _col_exp_kind(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind, unit):  # type: ignore[no-untyped-def]
+    if kind == SOFTMAX:
+        _col_exp_loop(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, SOFTMAX, unit)
+    elif kind == LOGSUMEXP:
+        _col_exp_loop(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, LOGSUMEXP, unit)
+    else:
+        _col_exp_loop(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, LOG_SOFTMAX, unit)
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _col_row(xr, sign, mm, bhi, blo, n0, bsum, orow, store):  # type: ignore[no-untyped-def]
-    """One row of a column task: exps relative to ``mm`` summed per column; softmax
-    (``store``) keeps the total and stores the exps in ``orow``, the others split off the
-    maxima into ``n0``. (Row views come from the caller: views made in an inlined loop
-    cost a reference count each.)"""
+def _col_exp(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind):  # type: ignore[no-untyped-def]
+    """Four rows of a column task (:func:`_col_e`): the exps relative to the per-column
+    shift ``mm`` into ``e0..e3`` (softmax: the output rows), the maxima counted in
+    ``n0b``, the exps added to the float64 sums ``bsum``. Four rows a call share the
+    loads and stores of the per-column state; the exp loop holds only the input's dtype
+    (16 float32 lanes with AVX-512: a float64 value in it would halve them), the float64
+    sum is a loop of its own over rows still in L1. (Row views come from the caller:
+    views made in an inlined loop cost a reference count each.)"""
     if _is_unit(bhi, blo):
-        if store:
-            _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, True, True)
-        else:
-            _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, False, True)
-    elif store:
-        _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, True, False)
+        _col_exp_kind(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind, True)
     else:
-        _col_row_loop(xr, sign, mm, bhi, blo, n0, bsum, orow, False, False)
+        _col_exp_kind(x0, x1, x2, x3, sign, mm, bhi, blo, e0, e1, e2, e3, n0b, bsum, kind, False)
+    if not _is_wide(sign):
+        for j in range(x0.shape[0]):
+            bsum[j] += (np.float64(e0[j]) + np.float64(e1[j])) + (np.float64(e2[j]) + np.float64(e3[j]))
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _col_max(x0, x1, x2, x3, sign, bm):  # type: ignore[no-untyped-def]
+    for j in range(x0.shape[0]):
+        a = maxnum(x0[j] * sign, x1[j] * sign)
+        c = maxnum(x2[j] * sign, x3[j] * sign)
+        bm[j] = maxnum(bm[j], maxnum(a, c))
 
 
 @njit(inline="always")
@@ -996,104 +1074,214 @@ def _col_log(xr, sign, m, bhi, blo, f, orow):  # type: ignore[no-untyped-def]
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw, t0, t1):  # type: ignore[no-untyped-def]
-    """Tasks ``t0..t1`` of the column layout ``(outer, K, inner)``: ``cw`` columns each
-    (wide tasks stream whole rows; narrow ones, 256 B a row, thrash the TLB: 2-3x).
+def _col_scale(orow, g):  # type: ignore[no-untyped-def]
+    for j in range(orow.shape[0]):
+        orow[j] = orow[j] * g[j]
 
-    One online pass over blocks of ``COL_BLOCK`` rows (block max, rescale of the running
-    sums, exps relative to the running max); softmax stores those exps and the shift of
-    each block, and its second pass only multiplies by ``exp(beta (m_block - m)) / s``
-    (one exp per element in all). Per-column ``(status, n0, rest)`` go to ``cst[o, j]``
-    and the max to ``cms[o, j]``.
-    """
+
+@njit(cache=True)
+def _col_task(t, k, ninner, cw, nq):  # type: ignore[no-untyped-def]
+    """Task ``t`` of the column layout: ``(o, j0, j1, q, kb0, kb1)``, the outer index, the
+    columns, the chunk of ``K`` and its blocks of ``COL_BLOCK`` rows."""
+    ntile = (ninner + cw - 1) // cw
+    nkb = (k + COL_BLOCK - 1) // COL_BLOCK
+    q = t % nq
+    oc = t // nq
+    o = oc // ntile
+    j0 = (oc - o * ntile) * cw
+    return o, j0, min(ninner, j0 + cw), q, q * nkb // nq, (q + 1) * nkb // nq
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, nq, t0, t1):  # type: ignore[no-untyped-def]
+    """First pass of tasks ``t0..t1`` (:func:`_col_task`): one online pass over the
+    chunk's blocks of ``COL_BLOCK`` rows (block max, rescale of the running sums, exps
+    relative to the running max). Per column of the chunk, ``(status, n0, rest)`` go to
+    ``qst[o * nq + q, j]`` and the max to ``qms[o * nq + q, j]``; softmax stores the exps
+    in ``out`` and each block's shift in ``mblk[o, block, j]`` (-inf: the block's exps are
+    0), so that its second pass only multiplies (one exp per element in all)."""
     nout, k, ninner = x.shape
-    nw = (ninner + cw - 1) // cw
     ninf = _neg_inf(sign)
     zero = sign - sign
     store = kind == SOFTMAX
-    nkb = (k + COL_BLOCK - 1) // COL_BLOCK
+    big = _store_unit(sign) if kind == LOGSUMEXP else 1.0  # exp(0) in logsumexp's sums
     m = np.empty(cw, dtype=x.dtype)
     mm = np.empty(cw, dtype=x.dtype)
     bm = np.empty(cw, dtype=x.dtype)
-    mblk = np.empty((nkb if store else 1, cw), dtype=x.dtype)  # softmax: shift per block
+    er = np.empty((4, cw), dtype=x.dtype)  # the exps of four rows (not softmax)
+    xpad = np.full(cw, ninf * sign)  # padding rows (-inf once signed) and their exps
+    epad = np.empty(cw, dtype=x.dtype)
+    n0b = np.empty(cw, dtype=x.dtype)  # the block's maxima, counted in the input's dtype
     n0 = np.empty(cw)
     rest = np.empty(cw)
     comp = np.empty(cw)  # Neumaier compensation of rest, per column
     bsum = np.empty(cw)  # the block's sum, added to rest with compensation
-    f = np.empty(cw)
-    none = np.empty(0, dtype=out.dtype)
     for t in range(t0, t1):
-        o = t // nw
-        j0 = (t - o * nw) * cw
-        j1 = min(ninner, j0 + cw)
+        o, j0, j1, q, kb0, kb1 = _col_task(t, k, ninner, cw, nq)
         w = j1 - j0
         for j in range(w):
             m[j] = ninf
             n0[j] = 0.0
             rest[j] = 0.0
             comp[j] = 0.0
-        for kb in range(0, k, COL_BLOCK):
+        for b in range(kb0, kb1):
+            kb = b * COL_BLOCK
             ke = min(k, kb + COL_BLOCK)
             for j in range(w):
                 bm[j] = ninf
-            for i in range(kb, ke):
-                xr = x[o, i, j0:j1]
-                for j in range(w):
-                    bm[j] = maxnum(bm[j], (xr[j] * sign))
-            # online rescaling where the block raised the max
+            for i in range(kb, ke, 4):
+                _col_max(x[o, i, j0:j1], x[o, i + 1, j0:j1] if i + 1 < ke else xpad,
+                         x[o, i + 2, j0:j1] if i + 2 < ke else xpad,
+                         x[o, i + 3, j0:j1] if i + 3 < ke else xpad, sign, bm)
+            raised = False  # (a vectorised test: after the first blocks it seldom holds)
             for j in range(w):
-                if bm[j] > m[j]:
-                    zhi, zlo = _shift(m[j], bm[j], bhi, blo)
-                    rest[j] = (n0[j] + (rest[j] + comp[j])) * exp64(np.float64(zhi), np.float64(zlo))
-                    comp[j] = 0.0
-                    n0[j] = 0.0
-                    m[j] = bm[j]
+                raised |= bm[j] > m[j]
+            if raised:  # online rescaling where the block raised the max
+                for j in range(w):
+                    if bm[j] > m[j]:
+                        if n0[j] + rest[j] != 0.0:
+                            zhi, zlo = _shift(m[j], bm[j], bhi, blo)
+                            f = exp64(np.float64(zhi), np.float64(zlo))
+                            rest[j] = (n0[j] + (rest[j] + comp[j])) * f
+                        comp[j] = 0.0
+                        n0[j] = 0.0
+                        m[j] = bm[j]
+            for j in range(w):
                 bsum[j] = 0.0
+                n0b[j] = zero
                 mm[j] = m[j] if _finite(m[j]) else zero
             if store:
-                mb = mblk[kb // COL_BLOCK]
+                mb = mblk[o, b, j0:j1]
                 for j in range(w):
-                    mb[j] = mm[j]
-            for i in range(kb, ke):
-                _col_row(x[o, i, j0:j1], sign, mm, bhi, blo, n0, bsum,
-                         out[o, i, j0:j1] if store else none, store)
+                    mb[j] = m[j]
+            for i in range(kb, ke, 4):
+                # rows past the block's end are padding: -inf, their exps (0) to epad
+                r1, r2, r3 = i + 1 < ke, i + 2 < ke, i + 3 < ke
+                _col_exp(x[o, i, j0:j1], x[o, i + 1, j0:j1] if r1 else xpad,
+                         x[o, i + 2, j0:j1] if r2 else xpad, x[o, i + 3, j0:j1] if r3 else xpad,
+                         sign, mm, bhi, blo,
+                         out[o, i, j0:j1] if store else er[0],
+                         out[o, i + 1, j0:j1] if store and r1 else er[1] if r1 else epad,
+                         out[o, i + 2, j0:j1] if store and r2 else er[2] if r2 else epad,
+                         out[o, i + 3, j0:j1] if store and r3 else er[3] if r3 else epad,
+                         n0b, bsum, kind)
             for j in range(w):
-                rest[j], comp[j] = _two_sum_add(rest[j], comp[j], bsum[j])
-        special = False
+                n0[j] += np.float64(n0b[j])
+                rest[j], comp[j] = _two_sum_add(rest[j], comp[j], bsum[j] / big)
+        r = o * nq + q
         for j in range(w):
-            rest[j] += comp[j]
+            s = rest[j] + comp[j]
+            # an all -inf chunk is NORMAL (it adds nothing); +inf or NaN make the column special
+            qst[r, j0 + j, 0] = NORMAL if (m[j] < _INF and s == s) else HAS_NAN
+            qst[r, j0 + j, 1] = n0[j]
+            qst[r, j0 + j, 2] = s
+            qms[r, j0 + j] = m[j]
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _col_finish(x, sign, bhi, blo, kind, out, qst, qms, mblk, cst, cms, cw, nq, spec, t0, t1):  # type: ignore[no-untyped-def]
+    """Second pass of tasks ``t0..t1``: each merges its columns' chunk statistics (the
+    chunk ``q == 0`` writes them to ``cst``, ``cms``) and writes its rows: softmax
+    multiplies each block's exps by ``exp(beta (m_block - m)) / s``, log_softmax writes
+    ``z - log s``. Columns that are not NORMAL (NaN, +inf, empty) are left to
+    :func:`_col_special`."""
+    nout, k, ninner = x.shape
+    zero = sign - sign
+    m = np.empty(cw, dtype=x.dtype)
+    f = np.empty(cw)
+    g = np.empty(cw)
+    for t in range(t0, t1):
+        o, j0, j1, q, kb0, kb1 = _col_task(t, k, ninner, cw, nq)
+        if kind == LOGSUMEXP and q > 0:
+            continue
+        w = j1 - j0
         for j in range(w):
-            normal = _finite(m[j]) and rest[j] == rest[j]
-            special |= not normal
-            cst[o, j0 + j, 0] = NORMAL if normal else HAS_NAN
-            cst[o, j0 + j, 1] = n0[j]
-            cst[o, j0 + j, 2] = rest[j]
-            cms[o, j0 + j] = m[j]
-            if not normal:
-                m[j] = zero
-                f[j] = 0.0  # the column is rewritten by _special below
-            elif kind == SOFTMAX:
-                f[j] = 1.0 / (n0[j] + rest[j])
+            mj = qms[o * nq, j0 + j]
+            nan = False
+            for p in range(o * nq, o * nq + nq):
+                mj = max(mj, qms[p, j0 + j])
+                nan |= qst[p, j0 + j, 0] == HAS_NAN
+            n0 = 0.0
+            rest = 0.0
+            comp = 0.0
+            if nan or not _finite(mj):
+                status = HAS_NAN
+            else:
+                status = NORMAL
+                for p in range(o * nq, o * nq + nq):
+                    mp = qms[p, j0 + j]
+                    if mp == mj:
+                        n0 += qst[p, j0 + j, 1]
+                        rest, comp = _two_sum_add(rest, comp, qst[p, j0 + j, 2])
+                    elif _finite(mp):
+                        zhi, zlo = _shift(mp, mj, bhi, blo)
+                        e = exp64(np.float64(zhi), np.float64(zlo))
+                        rest, comp = _two_sum_add(rest, comp, (qst[p, j0 + j, 1] + qst[p, j0 + j, 2]) * e)
+                rest += comp
+            if q == 0:
+                spec[t] |= status != NORMAL
+                cst[o, j0 + j, 0] = status
+                cst[o, j0 + j, 1] = n0
+                cst[o, j0 + j, 2] = rest
+                cms[o, j0 + j] = mj
+            normal = status == NORMAL
+            m[j] = mj if normal else zero
+            if kind == SOFTMAX:
+                f[j] = 1.0 / (n0 + rest) if normal else 0.0
             elif kind == LOG_SOFTMAX:
-                f[j] = _log_s(n0[j], rest[j])
+                f[j] = _log_s(n0, rest) if normal else 0.0
         if kind == SOFTMAX:
-            for kb in range(0, k, COL_BLOCK):
-                mb = mblk[kb // COL_BLOCK]
-                for j in range(w):  # the factor of the block's exps, from its shift
-                    zhi, zlo = _shift(mb[j], m[j], bhi, blo)
-                    bsum[j] = exp64(np.float64(zhi), np.float64(zlo)) * f[j]
-                for i in range(kb, min(k, kb + COL_BLOCK)):
-                    orow = out[o, i, j0:j1]
-                    for j in range(w):
-                        orow[j] = orow[j] * bsum[j]
+            for b in range(kb0, kb1):
+                mb = mblk[o, b, j0:j1]
+                same = True  # the block's shift is the max: the factor is 1 / s (most blocks)
+                for j in range(w):
+                    same &= mb[j] == m[j]
+                if not same:
+                    for j in range(w):  # the factor of the block's exps, from its shift
+                        if mb[j] == m[j]:
+                            g[j] = f[j]
+                        elif mb[j] > -_INF:
+                            zhi, zlo = _shift(mb[j], m[j], bhi, blo)
+                            g[j] = exp64(np.float64(zhi), np.float64(zlo)) * f[j]
+                        else:  # the block's entries (and those before) are all -inf
+                            g[j] = 0.0
+                for i in range(b * COL_BLOCK, min(k, (b + 1) * COL_BLOCK)):
+                    _col_scale(out[o, i, j0:j1], f if same else g)
         elif kind == LOG_SOFTMAX:
-            for i in range(k):
+            for i in range(kb0 * COL_BLOCK, min(k, kb1 * COL_BLOCK)):
                 _col_log(x[o, i, j0:j1], sign, m, bhi, blo, f, out[o, i, j0:j1])
-        if special:
+
+
+@njit(cache=True)
+def _col_special(x, sign, kind, out, cst, cw, nq, spec, t0, t1):  # type: ignore[no-untyped-def]
+    """The columns of tasks ``t0..t1`` that are not NORMAL (NaN, +inf, empty support), by
+    the reference's semantics, after :func:`_col_finish` (which flags them in ``spec``)."""
+    nout, k, ninner = x.shape
+    for t in range(t0, t1):
+        if spec[t]:
+            o, j0, j1, _, _, _ = _col_task(t, k, ninner, cw, nq)
             for j in range(j0, j1):
                 if cst[o, j, 0] != NORMAL:
                     status, _ = _special(x[o, :, j], sign, kind, out[o, :, j])
                     cst[o, j, 0] = status
+
+
+@njit(cache=True)
+def _col_buffers(x, kind, cw, nq, cst, cms):  # type: ignore[no-untyped-def]
+    """``(qst, qms, mblk, spec, ntask)``: the chunk statistics (``cst``, ``cms`` themselves
+    for one chunk: each task reads a column's before it writes it), softmax's block
+    shifts, the flags of tasks with special columns, the number of tasks."""
+    nout, k, ninner = x.shape
+    nkb = (k + COL_BLOCK - 1) // COL_BLOCK
+    nt = nout * ((ninner + cw - 1) // cw) * nq
+    if nq == 1:
+        qst, qms = cst, cms
+    else:
+        qst = np.empty((nout * nq, ninner, 3))
+        qms = np.empty((nout * nq, ninner), dtype=x.dtype)
+    mblk = np.empty((nout, nkb if kind == SOFTMAX else 0, ninner), dtype=x.dtype)
+    spec = np.zeros(nt, dtype=np.bool_)
+    return qst, qms, mblk, spec, nt
 
 
 # --------------------------------------------------------------------------- drivers
@@ -1152,17 +1340,27 @@ def short_lse_serial(x, sign, bhi, blo, beta, temperature, lse, sgn, rpb):  # ty
 
 
 @njit(parallel=True, cache=True)
-def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, cw, ntask):  # type: ignore[no-untyped-def]
-    nt = x.shape[0] * ((x.shape[2] + cw - 1) // cw)
+def cols_parallel(x, sign, bhi, blo, kind, out, cst, cms, cw, nq, ntask):  # type: ignore[no-untyped-def]
+    """The column layout in parallel: ``ntask`` ranges of the tasks of :func:`_col_task`
+    (tiles of ``cw`` columns, each in ``nq`` chunks of ``K``), three parallel phases."""
+    qst, qms, mblk, spec, nt = _col_buffers(x, kind, cw, nq, cst, cms)
     for b in prange(ntask):
-        _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw,
-                   b * nt // ntask, (b + 1) * nt // ntask)
+        _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, nq,
+                  b * nt // ntask, (b + 1) * nt // ntask)
+    for b in prange(ntask):
+        _col_finish(x, sign, bhi, blo, kind, out, qst, qms, mblk, cst, cms, cw, nq, spec,
+                    b * nt // ntask, (b + 1) * nt // ntask)
+    for b in prange(ntask):
+        _col_special(x, sign, kind, out, cst, cw, nq, spec, b * nt // ntask, (b + 1) * nt // ntask)
 
 
 @njit(cache=True, nogil=True)
 def cols_serial(x, sign, bhi, blo, kind, out, cst, cms, cw):  # type: ignore[no-untyped-def]
-    nt = x.shape[0] * ((x.shape[2] + cw - 1) // cw)
-    _col_tasks(x, sign, bhi, blo, kind, out, cst, cms, cw, 0, nt)
+    """The column layout on the calling thread (one chunk of ``K`` per tile)."""
+    qst, qms, mblk, spec, nt = _col_buffers(x, kind, cw, 1, cst, cms)
+    _col_pass(x, sign, bhi, blo, kind, out, qst, qms, mblk, cw, 1, 0, nt)
+    _col_finish(x, sign, bhi, blo, kind, out, qst, qms, mblk, cst, cms, cw, 1, spec, 0, nt)
+    _col_special(x, sign, kind, out, cst, cw, 1, spec, 0, nt)
 
 
 @njit(cache=True, nogil=True)
