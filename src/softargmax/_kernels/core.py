@@ -285,16 +285,26 @@ def _is_unit(bhi, blo):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always")
-def _sums_loop(x, sign, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
+def _sums_loop(x, sign, m, bhi, blo, unit, plain):  # type: ignore[no-untyped-def]
+    """``(n0, rest)`` over a block: the maxima (``y == m``, each ``exp(0) = 1``) counted
+    apart, the others' exps summed in float64. The exp is of the compensated shift
+    (``_exp_z``), or with ``plain`` (logsumexp) of the shift rounded once (``_exp_sum``:
+    float32 sums ``exp(z) * 2**64``). ``unit`` and ``plain`` are constants at each call
+    site: one loop per case."""
     zero = sign - sign
     one = sign * sign
+    b = _like(bhi, sign)  # plain: beta in the dtype (its low part is below the dtype's eps)
+    mb = m * b
     n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
     rest = 0.0
     for i in range(x.shape[0]):
         y = x[i] * sign
-        zhi, zlo = _z(y, m, bhi, blo, unit)
-        e = _exp_z(zhi, zlo, sign)
-        top = y == m  # z == 0 exactly: exp(z) = 1, counted apart
+        if plain:
+            e = _exp_sum(_shift_plain(y, m, b, mb, unit), sign)
+        else:
+            zhi, zlo = _z(y, m, bhi, blo, unit)
+            e = _exp_z(zhi, zlo, sign)
+        top = y == m  # z == 0 exactly: exp(z) = 1, counted apart (log1p keeps a tiny rest)
         n0 += one if top else zero
         rest += 0.0 if top else e
     return np.float64(n0), rest
@@ -306,8 +316,8 @@ def _block_sums(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
     and the float64 sum of ``exp(z)`` over the other entries (float32 exps, computed in
     float32 lanes, are widened as they are added)."""
     if _is_unit(bhi, blo):
-        return _sums_loop(x, sign, m, bhi, blo, True)
-    return _sums_loop(x, sign, m, bhi, blo, False)
+        return _sums_loop(x, sign, m, bhi, blo, True, False)
+    return _sums_loop(x, sign, m, bhi, blo, False, False)
 
 
 @njit(inline="always")
@@ -341,10 +351,10 @@ def _block_sums_keep(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always")
-def _store_loop(x, sign, m, bhi, blo, out, unit, scaled):  # type: ignore[no-untyped-def]
+def _store_loop(x, sign, m, bhi, blo, out, unit):  # type: ignore[no-untyped-def]
     for i in range(x.shape[0]):
         zhi, zlo = _z(x[i] * sign, m, bhi, blo, unit)
-        out[i] = _exp_store(zhi, zlo, sign) if scaled else _exp_z(zhi, zlo, sign)
+        out[i] = _exp_store(zhi, zlo, sign)
     # summed in a loop of its own (the block is in L1): a float64 sum in the exp loop
     # would make LLVM run all of it in float64-wide vectors, half the float32 lanes
     total = 0.0
@@ -354,28 +364,20 @@ def _store_loop(x, sign, m, bhi, blo, out, unit, scaled):  # type: ignore[no-unt
 
 
 @njit(cache=True, fastmath=_FLAGS)
-def _block_sums_store(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
-    """Stores ``exp(z)`` in ``out`` and returns ``(0, sum)``: softmax needs only the total
-    ``s = n0 + rest``, not the split that keeps ``log s`` accurate, so the loop is lighter."""
-    if _is_unit(bhi, blo):
-        return _store_loop(x, sign, m, bhi, blo, out, True, False)
-    return _store_loop(x, sign, m, bhi, blo, out, False, False)
-
-
-@njit(cache=True, fastmath=_FLAGS)
 def _block_store_scaled(x, sign, m, bhi, blo, out):  # type: ignore[no-untyped-def]
-    """As :func:`_block_sums_store`, storing what ``_exp_store`` gives (float32:
-    ``exp(z) * 2**64``) and returning the sum of the stored values: softmax's own pass."""
+    """softmax's exp pass over one block: stores what ``_exp_store`` gives (float32:
+    ``exp(z) * 2**64``) and returns ``(0, sum of the stored values)``: softmax needs only
+    the total, not the split that keeps ``log s`` accurate, so the loop is lighter."""
     if _is_unit(bhi, blo):
-        return _store_loop(x, sign, m, bhi, blo, out, True, True)
-    return _store_loop(x, sign, m, bhi, blo, out, False, True)
+        return _store_loop(x, sign, m, bhi, blo, out, True)
+    return _store_loop(x, sign, m, bhi, blo, out, False)
 
 
 @njit(cache=True)
-def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped-def]
-    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if ``store``, or if ``out``
-    has the row's length (log_softmax: :func:`_block_sums_keep`; pass ``out[:0]`` to leave
-    ``out`` alone, or a scratch block of ``SUM_BLOCK`` elements for rows longer than that).
+def _row_sums(x, sign, m, bhi, blo, out, lse):  # type: ignore[no-untyped-def]
+    """``(n0, rest)`` of a row; stores ``exp(z)`` in ``out`` if it has the row's length
+    (log_softmax: :func:`_block_sums_keep`; pass ``out[:0]`` to leave ``out`` alone, or a
+    scratch block of ``SUM_BLOCK`` elements for rows longer than that).
 
     ``lse`` (logsumexp) is kept for the callers: every dtype's sum is accurate enough
     for ``m + log s`` (the float32 exp errs by about 1e-7 relative, so ``log s`` by 1e-7
@@ -383,8 +385,6 @@ def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped
     """
     n = x.shape[0]
     if n <= SUM_BLOCK:
-        if store:
-            return _block_sums_store(x, sign, m, bhi, blo, out)
         if out.shape[0] == n:
             return _block_sums_keep(x, sign, m, bhi, blo, out)
         return _block_sums(x, sign, m, bhi, blo)
@@ -394,9 +394,7 @@ def _row_sums(x, sign, m, bhi, blo, out, store, lse):  # type: ignore[no-untyped
     for lo in range(0, n, SUM_BLOCK):
         hi = min(n, lo + SUM_BLOCK)
         # slices, not range(lo, hi): a run-time lower bound makes numba emit gathers
-        if store:
-            a, b = _block_sums_store(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
-        elif out.shape[0] == n:
+        if out.shape[0] == n:
             a, b = _block_sums_keep(x[lo:hi], sign, m, bhi, blo, out[lo:hi])
         elif out.shape[0] == SUM_BLOCK:  # a scratch block
             a, b = _block_sums_keep(x[lo:hi], sign, m, bhi, blo, out[:hi - lo])
@@ -457,28 +455,12 @@ def _exp_sum_ov(z, like):  # type: ignore[no-untyped-def]
     return lambda z, like: exp32f_2p64_1(z)
 
 
-@njit(inline="always")
-def _lse_loop(x, sign, m, b, mb, unit):  # type: ignore[no-untyped-def]
-    zero = sign - sign
-    one = sign * sign
-    n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
-    rest = 0.0
-    for i in range(x.shape[0]):
-        y = x[i] * sign
-        e = _exp_sum(_shift_plain(y, m, b, mb, unit), sign)
-        top = y == m  # exp(0) = 1, counted apart: log1p(rest) keeps a tiny rest exact
-        n0 += one if top else zero
-        rest += 0.0 if top else e
-    return np.float64(n0), rest
-
-
 @njit(cache=True, fastmath=_FLAGS)
 def _block_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
     """logsumexp's sum over one block (see :func:`_row_lse`), unscaled (float32: times 2**64)."""
     if _is_unit(bhi, blo):
-        return _lse_loop(x, sign, m, sign, m, True)
-    b = _like(bhi, sign)  # beta's low part is below the dtype's eps
-    return _lse_loop(x, sign, m, b, m * b, False)
+        return _sums_loop(x, sign, m, bhi, blo, True, True)
+    return _sums_loop(x, sign, m, bhi, blo, False, True)
 
 
 @njit(cache=True)
@@ -658,7 +640,7 @@ def _row(x, sign, bhi, blo, kind, out, buf):  # type: ignore[no-untyped-def]
     elif kind == LOGSUMEXP:
         n0, rest = _row_lse(x, sign, m, bhi, blo)
     else:
-        n0, rest = _row_sums(x, sign, m, bhi, blo, buf, False, False)
+        n0, rest = _row_sums(x, sign, m, bhi, blo, buf, False)
     if rest != rest:
         status, _ = _special(x, sign, kind, out)
         return status, m, 0.0, 0.0
@@ -699,7 +681,7 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
                 elif kind == LOGSUMEXP:
                     n0, rest = _row_lse(xv, sign, m, bhi, blo)
                 else:
-                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov[:0], False, False)
+                    n0, rest = _row_sums(xv, sign, m, bhi, blo, ov[:0], False)
                 status = HAS_NAN if rest != rest else NORMAL
             else:
                 status, _ = _special(xv, sign, LOGSUMEXP, ov)

@@ -215,7 +215,7 @@ def _state_tasks(x, sign, bhi, blo, precise, st, ms, nc, t0, t1):  # type: ignor
         n0 = 0.0
         rest = 0.0
         if _finite(m):
-            n0, rest = _row_sums(xv, sign, m, bhi, blo, none, False, precise)
+            n0, rest = _row_sums(xv, sign, m, bhi, blo, none, precise)
             status = HAS_NAN if rest != rest else NORMAL
         else:
             status, _ = _special(xv, sign, LOGSUMEXP, none)
