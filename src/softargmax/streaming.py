@@ -149,9 +149,9 @@ def _kernel_state(x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any,
     with the ``+inf`` count (which they do not keep) added for the distributions that have
     ``+inf`` entries, and NaN ones set to ``m = -inf``.
 
-    ``precise``: the sums to float64 accuracy whatever the data's dtype (logsumexp);
-    otherwise to the data's own accuracy, which is all a softmax needs (see
-    :mod:`softargmax._kernels.streaming`).
+    ``precise``: the sums of the in-memory logsumexp, to its accuracy (logsumexp);
+    otherwise those of the core's log_softmax, to the data's own accuracy, which is all a
+    softmax needs (see :mod:`softargmax._kernels.streaming`).
     """
     import numba
 

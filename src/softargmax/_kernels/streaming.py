@@ -19,11 +19,11 @@ Arguments, per distribution (one per row, or per ``(outer, inner)`` column):
   other three are written by a scalar loop with the reference's semantics (NaN
   everywhere; the ``+inf`` entries share the mass; zeros / ``-inf``).
 
-One more kernel gives pass one: the state of rows, from the core's row passes, summed
-with the ``exp`` of the data's own precision as the core's logsumexp does (float32 in
-float32 lanes: ``log s`` errs by about 1e-7 absolute, within logsumexp's bound); the
-``precise`` flag is passed on to the core's ``_row_sums`` (its ``lse``), which no longer
-distinguishes the two.
+One more kernel gives pass one: the state of rows, from the core's row passes. With
+``precise`` (logsumexp) the sums are those of the core's logsumexp (the shift rounded
+once, float32 in float32 lanes: ``log s`` within logsumexp's bound, and the same value as
+the in-memory function); otherwise those of the core's log_softmax (the compensated
+shift, which a softmax and a log_softmax normalised by the state need).
 
 The serial forms release the GIL, as the core's serial drivers do, so that the chunked
 functions can run several chunks at once on threads (and a Dask worker several tasks).
@@ -55,9 +55,11 @@ from .core import (
     LOGSUMEXP,
     NORMAL,
     SOFTMAX,
+    SUM_BLOCK,
     _exp_store,
     _finite,
     _row_max,
+    _row_lse,
     _row_store_scaled,
     _row_sums,
     _rows_merge,
@@ -202,10 +204,12 @@ def cols_serial(x, sign, bhi, blo, kind, m, f, st, special, out):  # type: ignor
 @njit(cache=True)
 def _state_tasks(x, sign, bhi, blo, precise, st, ms, nc, t0, t1):  # type: ignore[no-untyped-def]
     """Tasks ``t0..t1``: the ``(status, n0, rest)`` and max of piece ``t % nc`` of row
-    ``t // nc`` (the core's row passes, summed with :func:`.core._exp_z`, or with the
-    float64 ``exp`` if ``precise``)."""
+    ``t // nc``: the core's row passes, summed as logsumexp sums (:func:`.core._row_lse`)
+    if ``precise``, else as log_softmax does (:func:`.core._row_sums`, the exps of the
+    compensated shift kept in a scratch block in L1 and summed in a second loop: the exp
+    loop runs at the dtype's full width)."""
     k = x.shape[1]
-    none = np.empty(0, dtype=x.dtype)  # the sums store nothing
+    scratch = np.empty(min(k, SUM_BLOCK), dtype=x.dtype)
     for t in range(t0, t1):
         r = t // nc
         lo = (t - r * nc) * CHUNK
@@ -215,10 +219,13 @@ def _state_tasks(x, sign, bhi, blo, precise, st, ms, nc, t0, t1):  # type: ignor
         n0 = 0.0
         rest = 0.0
         if _finite(m):
-            n0, rest = _row_sums(xv, sign, m, bhi, blo, none, precise)
+            if precise:
+                n0, rest = _row_lse(xv, sign, m, bhi, blo)
+            else:
+                n0, rest = _row_sums(xv, sign, m, bhi, blo, scratch[:min(hi - lo, SUM_BLOCK)], False)
             status = HAS_NAN if rest != rest else NORMAL
         else:
-            status, _ = _special(xv, sign, LOGSUMEXP, none)
+            status, _ = _special(xv, sign, LOGSUMEXP, scratch[:0])
         st[t, 0] = status
         st[t, 1] = n0
         st[t, 2] = rest
@@ -240,7 +247,7 @@ def _state_sigs(parallel: bool) -> list[Any]:
 @njit(_state_sigs(True), parallel=True, cache=True)
 def state_rows_parallel(x, sign, bhi, blo, precise, st, ms, nc, rst, rms, ntask):  # type: ignore[no-untyped-def]
     """The state of rows ``(R, K)`` in ``rst[r] = (status, n0, rest)``, ``rms[r] = max``,
-    summed to float64 accuracy if ``precise`` (logsumexp), else to the data's.
+    summed as the core's logsumexp sums if ``precise``, else as its log_softmax does.
 
     With ``nc > 1`` each row is cut in ``nc`` pieces of :data:`.core.CHUNK` entries whose
     states (in ``st``, ``ms``) are merged by :func:`.core._rows_merge`; with ``nc == 1``
