@@ -183,6 +183,36 @@ def test_short_and_long_rows_vs_torch(impl, n, c):
     np.testing.assert_allclose(grad, X.grad.numpy(), rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("eps", "zl"), [(0.0, 0.0), (0.2, 0.0), (1.0, 0.0), (0.1, 1e-3)])
+def test_many_rows_in_parallel_with_special_and_ignored_rows(dtype, eps, zl):
+    """The kernels over many rows, in parallel: rows with NaN, +inf, -inf and huge
+    logits (whose smoothing term must not overflow), rows of weight 0 and ignored rows
+    scattered among normal ones; short rows of several lengths (blocks of 4096 // K rows,
+    a partial last block) and rows of the row kernel (K = 100)."""
+    rng = np.random.default_rng(7)
+    for c in (2, 10, 33, 63, 100):
+        n = 40_000 // c + 7
+        x = (rng.standard_normal((n, c)) * 5).astype(dtype)
+        pick = rng.random((n, c))
+        x[pick < 0.003] = np.nan
+        x[(pick >= 0.003) & (pick < 0.006)] = np.inf
+        x[(pick >= 0.006) & (pick < 0.05)] = -np.inf
+        x[(pick >= 0.05) & (pick < 0.06)] = np.finfo(dtype).max / 2
+        x[rng.random(n) < 0.01] = -np.inf  # empty support
+        y = rng.integers(0, c, n)
+        y[rng.random(n) < 0.05] = -1
+        w = rng.random(c) * 2
+        w[0] = 0.0
+        kw = {"weight": w, "label_smoothing": eps, "z_loss": zl, "ignore_index": -1, "reduction": "none"}
+        la, ga = cross_entropy(x, y, return_grad=True, implementation="numba", **kw)
+        lb, gb = cross_entropy(x, y, return_grad=True, implementation="reference", **kw)
+        tol = 2e-6 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(la, lb, rtol=tol, atol=1e-30)
+        np.testing.assert_allclose(ga, gb, rtol=tol, atol=tol * np.abs(gb[np.isfinite(gb)]).max())
+        assert ga.dtype == dtype
+
+
 # --------------------------------------------------------------------------- deliberate differences
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("weight", [None, WEIGHT])

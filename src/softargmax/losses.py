@@ -258,7 +258,9 @@ def _reduce(xp: Any, rows: Any, reduction: str, norm: float, batch: tuple[int, .
         if reduction == "mean":
             total = total / norm if norm > 0 else xp.zeros_like(total)
         res = total
-    res = xp.astype(res, dtype) if res.dtype != dtype else res
+    if res.dtype != dtype:
+        with np.errstate(over="ignore"):  # a loss beyond the result dtype's range is inf
+            res = xp.astype(res, dtype)
     if is_numpy(xp) and res.ndim == 0:
         return res[()]
     return res
@@ -352,12 +354,12 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any]:
             a = np.ascontiguousarray(tg.a, dtype=np.float64)
             eps, zl = pb.eps, pb.zl
             if c < kcore.SHORT and n > 1:
-                # the row statistics from the core short-row kernel
-                rst, rms = api.short_rows(x, parallel)
+                rpb = max(1, kcore.SHORT_BLOCK // c)  # rows per transposed block
                 if ntask:
-                    kern.ce_short_finish(x, y, a, eps, zl, scale, rst, rms, loss, g, want_grad, ntask)
+                    ntask = min(-(-n // rpb), ntask)
+                    kern.ce_short(x, y, a, eps, zl, scale, loss, g, want_grad, rpb, ntask)
                 else:
-                    kern.ce_short_finish_serial(x, y, a, eps, zl, scale, rst, rms, loss, g, want_grad)
+                    kern.ce_short_serial(x, y, a, eps, zl, scale, loss, g, want_grad, rpb)
             elif ntask:
                 kern.ce_index(x, y, a, eps, zl, scale, loss, g, want_grad, ntask)
             else:

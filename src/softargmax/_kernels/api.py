@@ -31,7 +31,7 @@ from .. import _reference
 from .._validation import Scale
 from . import core as _k
 
-__all__ = ["PARALLEL_MIN", "log_softmax", "logsumexp", "parallel_slot", "short_rows", "softmax"]
+__all__ = ["PARALLEL_MIN", "log_softmax", "logsumexp", "parallel_slot", "softmax"]
 
 #: Inputs with fewer elements run serially (no parallel launch): measured break-even of
 #: the 2-thread launch (``benchmarks/compare.py``; about 10 us against 0.3 ns/element).
@@ -152,18 +152,6 @@ def _short(x2: np.ndarray, sign: Any, bhi: float, blo: float, kind: int, out2: n
                           min(nb, 8 * numba.get_num_threads()))
     else:
         _k.short_serial(x2, sign, bhi, blo, kind, out2, rst, rms, rpb)
-
-
-def short_rows(x2: np.ndarray, parallel: bool) -> tuple[np.ndarray, np.ndarray]:
-    """``(stats, max)`` per row of ``(rows, K)``, ``K < SHORT``, from the short-row
-    kernel's logsumexp pass without scale (as :func:`_run` returns them), for the
-    cross-entropy kernels; ``parallel`` as given by :func:`parallel_slot`."""
-    nout = x2.shape[0]
-    rst = np.empty((nout, 3))
-    rms = np.empty(nout, x2.dtype)
-    out = np.empty((nout, 0), x2.dtype)
-    _short(x2, x2.dtype.type(1), 1.0, 0.0, _k.LOGSUMEXP, out, rst, rms, parallel)
-    return rst, rms
 
 
 def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -7,9 +7,9 @@ Two families:
   one pass of the branch-free polynomial exp summing ``n0 + rest`` (and storing the
   exponentials in the gradient when it is asked for), and, for the gradient, one pass
   ``scale * (coef * p - t)`` while the row is still in cache; rows run in parallel.
-  Rows of fewer than ``core.SHORT`` classes with index targets run the logsumexp pass
-  of the core short-row kernel (``(m, n0, rest)`` per row, vectorised across rows), then
-  ``ce_short_finish`` computes the loss and, in blocks of rows, the gradient. Each has a serial twin for
+  Rows of fewer than ``core.SHORT`` classes with index targets run ``ce_short``: the
+  core short-row kernel's passes over transposed blocks of rows (vectorised across
+  rows), then the loss and the gradient of the whole block. Each has a serial twin for
   small inputs.
 * ``lce_fwd_*`` / ``lce_bwd_*``: one vocabulary chunk ``Z = hidden @ W[v0:v1].T`` of
   :func:`softargmax.losses.linear_cross_entropy`. The forward folds the chunk into a
@@ -68,13 +68,14 @@ from numba.extending import overload
 
 from ._exp import _TWO_M64_F, exp32f_2p64_1, exp64
 from .core import (
-    NORMAL,
+    LOGSUMEXP,
     SUM_BLOCK,
     _exp_sum,
     _finite,
     _like,
     _log_s,
     _row_max,
+    _short_block,
     _store_unit,
     _two_sum_add,
 )
@@ -84,8 +85,8 @@ __all__ = [
     "ce_index_serial",
     "ce_prob",
     "ce_prob_serial",
-    "ce_short_finish",
-    "ce_short_finish_serial",
+    "ce_short",
+    "ce_short_serial",
     "lce_bwd_index",
     "lce_bwd_prob",
     "lce_fwd_index",
@@ -107,8 +108,6 @@ _KINDS = {
     "f8": lambda f: nb.float64,
     "i8": lambda f: nb.int64,
     "b1": lambda f: nb.boolean,
-    "R": lambda f: nb.types.Array(nb.float64, 2, "C", readonly=True),  # float64[:, ::1] input
-    "M": lambda f: nb.types.Array(f, 1, "C", readonly=True),  # F[::1] input (row maxima)
 }
 
 
@@ -195,11 +194,13 @@ def _row_exp(x, one, m, out, store):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _sum_below(x, m):  # type: ignore[no-untyped-def]
-    """``sum_c (m - x_c)`` (the uniform part of a smoothed target), in float64."""
+def _mean_below(x, m):  # type: ignore[no-untyped-def]
+    """``mean_c (m - x_c)`` (the uniform part of a smoothed target), in float64; each term
+    divided before it is added, so that the sum of huge terms does not overflow."""
+    inv = 1.0 / x.shape[0]
     acc = 0.0
     for i in range(x.shape[0]):
-        acc += np.float64(m) - np.float64(x[i])
+        acc += (np.float64(m) - np.float64(x[i])) * inv
     return acc
 
 
@@ -307,7 +308,7 @@ def _prob_special(x, q, w, eps, zl, scale, g, grad):  # type: ignore[no-untyped-
 @nb.njit(cache=True)
 def _index_finish(x_y, below, n, a, eps, zl, scale, m, n0, rest):  # type: ignore[no-untyped-def]
     """Loss of a normal row of ``n`` classes from its ``(m, n0, rest)``, its target's
-    logit ``x_y`` and ``below = sum_c (m - x_c)`` (used only if ``eps > 0``), and the
+    logit ``x_y`` and ``below = mean_c (m - x_c)`` (used only if ``eps > 0``), and the
     gradient's coefficients ``(k, su, sy)``: the gradient is
     ``k * exp(x - m) / (n0 + rest) - su``, minus ``sy`` at the target."""
     log_s = _log_s(n0, rest)
@@ -315,7 +316,7 @@ def _index_finish(x_y, below, n, a, eps, zl, scale, m, n0, rest):  # type: ignor
     if eps < 1:
         loss += (1.0 - eps) * (np.float64(m) - np.float64(x_y))
     if eps > 0:
-        loss += eps * (below / n)
+        loss += eps * below
     loss *= a
     lse = m + log_s
     if zl > 0:
@@ -336,7 +337,7 @@ def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untype
     n0, rest = _row_exp(x, one, m, g, grad)
     if rest != rest:
         return _index_special(x, y, a, eps, zl, scale, g, grad)
-    below = _sum_below(x, m) if eps > 0 else 0.0
+    below = _mean_below(x, m) if eps > 0 else 0.0
     loss, k, su, sy = _index_finish(x[y], below, x.shape[0], a, eps, zl, scale, m, n0, rest)
     if grad:
         _grad_pass(g, one, k / (n0 + rest), su)
@@ -387,75 +388,96 @@ def _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore[
         loss[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one)
 
 
-@nb.njit(cache=True, fastmath=_FLAGS)
-def _flat_exp(x, one, m, g):  # type: ignore[no-untyped-def]
-    """``g = exp(x - m)`` elementwise over a block of rows (each row's max ``m`` repeated
-    over its entries), vectorised across the rows."""
-    for j in range(x.shape[0]):
-        g[j] = _exp_plain(x[j] * one - m[j])  # * one: see _exp_loop
-
-
-_FIN_BLOCK = 256  # rows per block of the short-row gradient pass
-
-
-@nb.njit(cache=True)
-def _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, r0, r1):  # type: ignore[no-untyped-def]
-    """Rows ``r0..r1`` from their statistics ``rst = (status, n0, rest)`` and maxima ``rms``
-    (the core short-row kernel's logsumexp pass): the loss and, if ``grad``, the gradient
-    computed in blocks of rows by one flat exp pass. Normal rows are indexed in place:
-    a row view per row costs more than the row's arithmetic."""
-    k = x.shape[1]
-    mexp = np.empty(_FIN_BLOCK * k if grad else 0, dtype=x.dtype)
-    coef = np.empty((_FIN_BLOCK, 3))
-    xflat = x.reshape(x.size)
+@nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy")  # (special rows divide by 0: redone)
+def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # type: ignore[no-untyped-def]
+    """Blocks ``b0..b1`` of ``rpb`` short rows (class indices): the core short-row
+    kernel's logsumexp passes over a transposed block (:func:`.core._short_block`:
+    max, the exps of the shift rounded once, ``(n0, rest)``), then the loss and the
+    gradient's coefficients of all the block's rows in loops vectorised across rows, and
+    the gradient ``k * exp(x - m) - su`` (``- sy`` at the target) from the block's exps,
+    transposed back in one loop. Rows with NaN, ``+inf`` or no finite max are redone by
+    :func:`_index_special`; a row of weight 0 gets 0 whatever its logits hold."""
+    nrow, k = x.shape
+    one = np.ones(1, dtype=x.dtype)[0]
+    big = _store_unit(one)  # float32 exps are summed and kept times 2**64
+    xflat = x.reshape(nrow * k)
     gflat = g.reshape(g.size)
+    n = rpb * k
+    xt = np.empty(n, dtype=x.dtype)
+    et = np.empty(n, dtype=x.dtype)
+    m = np.empty(rpb, dtype=x.dtype)
+    mm = np.empty(rpb, dtype=x.dtype)
+    n0 = np.empty(rpb)
+    rest = np.empty(rpb)
+    below = np.zeros(rpb)
+    xy = np.empty(rpb)
+    ls = np.empty(rpb)
+    kc = np.empty(rpb)
+    su = np.empty(rpb)
+    sy = np.empty(rpb)
+    yb = np.empty(rpb, dtype=np.int64)
     empty = np.empty(0, dtype=x.dtype)
-    zero = np.zeros(1, dtype=x.dtype)[0]
-    for b0 in range(r0, r1, _FIN_BLOCK):
-        b1 = min(r1, b0 + _FIN_BLOCK)
-        for i in range(b0, b1):
-            ai = a[i]
-            mi = zero
-            ki = 0.0
-            su = 0.0
-            sy = 0.0
-            if ai == 0:
-                loss[i] = 0.0
-            elif rst[i, 0] == NORMAL:
-                mi = rms[i]
-                below = 0.0
-                if eps > 0:
-                    for c in range(k):
-                        below += np.float64(mi) - np.float64(x[i, c])
-                n0 = rst[i, 1]
-                rest = rst[i, 2]
-                loss[i], ki, su, sy = _index_finish(x[i, y[i]], below, k, ai, eps, zl, scale, mi, n0, rest)
-                ki /= n0 + rest
-            if grad:
-                coef[i - b0, 0] = ki
-                coef[i - b0, 1] = su
-                coef[i - b0, 2] = sy
-                for c in range((i - b0) * k, (i - b0 + 1) * k):
-                    mexp[c] = mi
+    keep = 1.0 - eps
+    for b in range(b0, b1):
+        r0 = b * rpb
+        r1 = min(nrow, r0 + rpb)
+        nr = r1 - r0
+        _short_block(xflat[r0 * k:r1 * k], one, 1.0, 0.0, LOGSUMEXP, nr, k, xt, et, m, mm, n0, rest)
+        for r in range(nr):
+            yb[r] = y[r0 + r]
+            xy[r] = xt[yb[r] * nr + r]
+        if eps > 0:  # mean_c (m - x_c), the uniform part of the smoothed target
+            inv = 1.0 / k
+            for r in range(nr):
+                below[r] = 0.0
+            for j in range(k):
+                xj = xt[j * nr:(j + 1) * nr]
+                for r in range(nr):
+                    below[r] += (np.float64(mm[r]) - np.float64(xj[r])) * inv
+        # the loss of each row as _index_finish gives it, branch-free (selects) so that
+        # the loop runs across rows in SIMD lanes
+        special = False
+        for r in range(nr):  # a loop of its own, as in the core: vectorised
+            rest[r] /= big
+            ls[r] = _log_s(n0[r], rest[r])
+        for r in range(nr):
+            ar = a[r0 + r]
+            s = n0[r] + rest[r]
+            log_s = ls[r]
+            mr = np.float64(mm[r])
+            d = mr - xy[r]
+            t = log_s + (keep * d if keep != 0 else 0.0) + eps * below[r]
+            lse = mr + log_s
+            z = zl * ar * lse * lse if zl > 0 else 0.0  # (lse**2 may overflow)
+            loss[r0 + r] = ar * t + z if ar != 0 else 0.0
+            kc[r] = scale * (ar + 2.0 * zl * ar * lse) / (s * big)
+            su[r] = scale * ar * eps / k
+            sy[r] = scale * ar * keep
+        for r in range(nr):
+            special |= not (_finite(m[r]) and rest[r] == rest[r])
         if grad:
-            _flat_exp(xflat[b0 * k:b1 * k], zero + 1, mexp[:(b1 - b0) * k], gflat[b0 * k:b1 * k])
-        for i in range(b0, b1):
-            ai = a[i]
-            if ai == 0:
-                if grad:
-                    for c in range(k):
-                        g[i, c] = 0.0
-            elif rst[i, 0] != NORMAL:
-                loss[i] = _index_special(x[i], y[i], ai, eps, zl, scale, g[i] if grad else empty, grad)
-            elif grad:
-                _grad_pass(g[i], zero + 1, coef[i - b0, 0], coef[i - b0, 1])
-                g[i, y[i]] -= coef[i - b0, 2]
+            of = gflat[r0 * k:r1 * k]
+            for j in range(k):
+                ej = et[j * nr:(j + 1) * nr]
+                for r in range(nr):
+                    of[r * k + j] = ej[r] * kc[r] - su[r]
+            for r in range(nr):  # the target's term, apart: a select in the loop above costs 2x
+                of[r * k + yb[r]] -= sy[r]
+        if special:
+            for r in range(r0, r1):
+                if not (_finite(m[r - r0]) and rest[r - r0] == rest[r - r0]):
+                    gi = g[r] if grad else empty
+                    if a[r] == 0:
+                        loss[r] = 0.0
+                        if grad:
+                            _fill(gi, 0.0)
+                    else:
+                        loss[r] = _index_special(x[r], y[r], a[r], eps, zl, scale, gi, grad)
 
 
 # --------------------------------------------------------------------------- cross_entropy
 _CE_INDEX = ("X", "I", "D", "f8", "f8", "f8", "DW", "G", "b1")
 _CE_PROB = ("X", "X", "D", "f8", "f8", "f8", "DW", "G", "b1")
-_SHORT = ("X", "I", "D", "f8", "f8", "f8", "R", "M", "DW", "G", "b1")
 
 
 @nb.njit(_sigs(*_CE_INDEX, "i8"), cache=True, parallel=True)
@@ -490,21 +512,19 @@ def ce_prob_serial(x, q, w, eps, zl, scale, loss, g, grad):  # type: ignore[no-u
     _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, 0, x.shape[0])
 
 
-@nb.njit(_sigs(*_SHORT, "i8"), cache=True, parallel=True)
-def ce_short_finish(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, ntask):  # type: ignore[no-untyped-def]
-    """Short rows, after the core short-row kernel's logsumexp pass:
-    ``rst[i] = (status, n0, rest)`` and ``rms[i] = m`` per row. Writes the loss and, if
-    ``grad``, the gradient into ``g``."""
-    n = x.shape[0]
+@nb.njit(_sigs(*_CE_INDEX, "i8", "i8"), cache=True, parallel=True)
+def ce_short(x, y, a, eps, zl, scale, loss, g, grad, rpb, ntask):  # type: ignore[no-untyped-def]
+    """:func:`ce_index` for rows shorter than ``core.SHORT``, in blocks of ``rpb`` rows
+    (:func:`_short_ce_tasks`) split into ``ntask`` parallel ranges."""
+    nb_ = -(-x.shape[0] // rpb)
     for t in nb.prange(ntask):
-        _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad,
-                           t * n // ntask, (t + 1) * n // ntask)
+        _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, t * nb_ // ntask, (t + 1) * nb_ // ntask)
 
 
-@nb.njit(_sigs(*_SHORT), cache=True)
-def ce_short_finish_serial(x, y, a, eps, zl, scale, rst, rms, loss, g, grad):  # type: ignore[no-untyped-def]
-    """:func:`ce_short_finish` on the calling thread."""
-    _short_finish_rows(x, y, a, eps, zl, scale, rst, rms, loss, g, grad, 0, x.shape[0])
+@nb.njit(_sigs(*_CE_INDEX, "i8"), cache=True)
+def ce_short_serial(x, y, a, eps, zl, scale, loss, g, grad, rpb):  # type: ignore[no-untyped-def]
+    """:func:`ce_short` on the calling thread."""
+    _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, 0, -(-x.shape[0] // rpb))
 
 
 # --------------------------------------------------------------------------- linear_cross_entropy
