@@ -242,6 +242,7 @@ LAYOUTS = [
     ((1500, 7), -1),  # short rows, several blocks, the last one partial
     ((3, 1), -1),  # one-entry rows
     ((2, 3 * kcore.CHUNK + 17), -1),  # long rows, split in chunks
+    ((17, kcore.CHUNK + 17), -1),  # long rows, enough of them to stay whole (api.WHOLE_ROW_BYTES)
     ((50, 6, 70), 1),  # columns
     ((40, 130), 0),  # axis 0: columns
     ((5, kcore.COL_WIDTH + 52), 0),  # two column tasks, the second a remainder

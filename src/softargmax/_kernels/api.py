@@ -40,6 +40,13 @@ PARALLEL_MIN = 32768
 # Held while the parallel kernels run under the workqueue layer (see parallel_slot).
 _PARALLEL_LOCK = threading.Lock()
 
+#: Rows longer than ``CHUNK`` are split into chunks (pass one, a merge, pass two) only when
+#: there are fewer than 4 rows per thread or a row of the input exceeds this many bytes:
+#: a thread's whole row and its output then stay in the last-level cache between the
+#: passes, and the input is read once from memory (64 x 1e6 on 2 threads: float32
+#: log_softmax ``out=`` 44 -> 33 ms, float64 fresh softmax 119 -> 92 ms).
+WHOLE_ROW_BYTES = 8 << 20
+
 #: logsumexp's last step (a scalar log per distribution) runs in parallel from this many.
 _FINISH_PARALLEL_MIN = 16384
 
@@ -179,7 +186,8 @@ def _run(lay: _Layout, scale: Scale, kind: int, res3: np.ndarray | None) -> tupl
                 return rst, rms
             rst = np.empty((nout, 3))
             rms = np.empty(nout, dtype)
-            nc = -(-k // _k.CHUNK) if k > _k.CHUNK else 1
+            split = k > _k.CHUNK and (nout < 4 * nthreads or k * x2.itemsize > WHOLE_ROW_BYTES)
+            nc = -(-k // _k.CHUNK) if split else 1
             if nc == 1:
                 st, ms = rst, rms
             else:
