@@ -792,6 +792,15 @@ def _short_sums(xt, sign, mm, et, n0, rest, nr, k, split):  # type: ignore[no-un
 
 
 @njit(inline="always")
+def _short_scratch(x, rpb):  # type: ignore[no-untyped-def]
+    """The working arrays of :func:`_short_block` for blocks of ``rpb`` rows of ``x``: the
+    transposed block and its exps (``x``'s dtype), the maxima (raw and finite), the sums."""
+    n = rpb * x.shape[1]
+    return (np.empty(n, dtype=x.dtype), np.empty(n, dtype=x.dtype), np.empty(rpb, dtype=x.dtype),
+            np.empty(rpb, dtype=x.dtype), np.empty(rpb), np.empty(rpb))
+
+
+@njit(inline="always")
 def _short_block(xf, sign, bhi, blo, kind, nr, k, xt, et, m, mm, n0, rest):  # type: ignore[no-untyped-def]
     """The passes over one block of ``nr`` short rows ``xf`` (flat): the transposed copy
     ``xt``, the row maxima ``m`` (and ``mm``, 0 where no max is finite: those rows are
@@ -851,13 +860,7 @@ def _short_tasks(x, sign, bhi, blo, kind, out, rst, rms, rpb, b0, b1):  # type: 
     big = _store_unit(sign)  # what exp(0) is stored as (softmax, logsumexp)
     xflat = x.reshape(nrow * k)
     oflat = out.reshape(out.size)
-    n = rpb * k
-    xt = np.empty(n, dtype=x.dtype)
-    et = np.empty(n, dtype=x.dtype)
-    m = np.empty(rpb, dtype=x.dtype)
-    mm = np.empty(rpb, dtype=x.dtype)
-    n0 = np.empty(rpb)
-    rest = np.empty(rpb)
+    xt, et, m, mm, n0, rest = _short_scratch(x, rpb)
     f = np.empty(rpb)
     bad = np.empty(rpb, dtype=np.bool_)
     for b in range(b0, b1):
@@ -910,13 +913,7 @@ def _short_lse_tasks(x, sign, bhi, blo, beta, temperature, lse, sgn, rpb, b0, b1
     nrow, k = x.shape
     big = _store_unit(sign)
     xflat = x.reshape(nrow * k)
-    n = rpb * k
-    xt = np.empty(n, dtype=x.dtype)
-    et = np.empty(n, dtype=x.dtype)
-    m = np.empty(rpb, dtype=x.dtype)
-    mm = np.empty(rpb, dtype=x.dtype)
-    n0 = np.empty(rpb)
-    rest = np.empty(rpb)
+    xt, et, m, mm, n0, rest = _short_scratch(x, rpb)
     f = np.empty(rpb)
     no_out = np.empty(0, dtype=x.dtype)
     for b in range(b0, b1):

@@ -76,6 +76,7 @@ from .core import (
     _log_s,
     _row_max,
     _short_block,
+    _short_scratch,
     _store_unit,
     _two_sum_add,
 )
@@ -402,13 +403,7 @@ def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # typ
     big = _store_unit(one)  # float32 exps are summed and kept times 2**64
     xflat = x.reshape(nrow * k)
     gflat = g.reshape(g.size)
-    n = rpb * k
-    xt = np.empty(n, dtype=x.dtype)
-    et = np.empty(n, dtype=x.dtype)
-    m = np.empty(rpb, dtype=x.dtype)
-    mm = np.empty(rpb, dtype=x.dtype)
-    n0 = np.empty(rpb)
-    rest = np.empty(rpb)
+    xt, et, m, mm, n0, rest = _short_scratch(x, rpb)
     below = np.zeros(rpb)
     xy = np.empty(rpb)
     ls = np.empty(rpb)
