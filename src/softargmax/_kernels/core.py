@@ -285,25 +285,18 @@ def _is_unit(bhi, blo):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always")
-def _sums_loop(x, sign, m, bhi, blo, unit, plain):  # type: ignore[no-untyped-def]
+def _sums_loop(x, sign, m, bhi, blo, unit):  # type: ignore[no-untyped-def]
     """``(n0, rest)`` over a block: the maxima (``y == m``, each ``exp(0) = 1``) counted
-    apart, the others' exps summed in float64. The exp is of the compensated shift
-    (``_exp_z``), or with ``plain`` (logsumexp) of the shift rounded once (``_exp_sum``:
-    float32 sums ``exp(z) * 2**64``). ``unit`` and ``plain`` are constants at each call
-    site: one loop per case."""
+    apart, the others' exps of the compensated shift (``_exp_z``) summed in float64.
+    ``unit`` is a constant at each call site: one loop per case."""
     zero = sign - sign
     one = sign * sign
-    b = _like(bhi, sign)  # plain: beta in the dtype (its low part is below the dtype's eps)
-    mb = m * b
     n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
     rest = 0.0
     for i in range(x.shape[0]):
         y = x[i] * sign
-        if plain:
-            e = _exp_sum(_shift_plain(y, m, b, mb, unit), sign)
-        else:
-            zhi, zlo = _z(y, m, bhi, blo, unit)
-            e = _exp_z(zhi, zlo, sign)
+        zhi, zlo = _z(y, m, bhi, blo, unit)
+        e = _exp_z(zhi, zlo, sign)
         top = y == m  # z == 0 exactly: exp(z) = 1, counted apart (log1p keeps a tiny rest)
         n0 += one if top else zero
         rest += 0.0 if top else e
@@ -316,8 +309,8 @@ def _block_sums(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
     and the float64 sum of ``exp(z)`` over the other entries (float32 exps, computed in
     float32 lanes, are widened as they are added)."""
     if _is_unit(bhi, blo):
-        return _sums_loop(x, sign, m, bhi, blo, True, False)
-    return _sums_loop(x, sign, m, bhi, blo, False, False)
+        return _sums_loop(x, sign, m, bhi, blo, True)
+    return _sums_loop(x, sign, m, bhi, blo, False)
 
 
 @njit(inline="always")
@@ -455,19 +448,40 @@ def _exp_sum_ov(z, like):  # type: ignore[no-untyped-def]
     return lambda z, like: exp32f_2p64_1(z)
 
 
+@njit(inline="always")
+def _lse_loop(x, sign, m, bhi, blo, buf, unit):  # type: ignore[no-untyped-def]
+    b = _like(bhi, sign)  # beta in the dtype (its low part is below the dtype's eps)
+    mb = m * b
+    for i in range(x.shape[0]):
+        buf[i] = _exp_sum(_shift_plain(x[i] * sign, m, b, mb, unit), sign)
+    # summed in a loop of its own over the block in L1, as in _keep_loop: a float64 sum in
+    # the exp loop would run all of it in float64-wide vectors, half the float32 lanes
+    zero = sign - sign
+    one = sign * sign
+    n0 = zero
+    rest = 0.0
+    for i in range(x.shape[0]):
+        top = x[i] * sign == m
+        n0 += one if top else zero
+        rest += 0.0 if top else buf[i]
+    return np.float64(n0), rest
+
+
 @njit(cache=True, fastmath=_FLAGS)
-def _block_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
-    """logsumexp's sum over one block (see :func:`_row_lse`), unscaled (float32: times 2**64)."""
+def _block_lse(x, sign, m, bhi, blo, buf):  # type: ignore[no-untyped-def]
+    """logsumexp's sum over one block (see :func:`_row_lse`), unscaled (float32: times
+    2**64); the exps go through ``buf`` (as long as the block, in L1)."""
     if _is_unit(bhi, blo):
-        return _sums_loop(x, sign, m, bhi, blo, True, True)
-    return _sums_loop(x, sign, m, bhi, blo, False, True)
+        return _lse_loop(x, sign, m, bhi, blo, buf, True)
+    return _lse_loop(x, sign, m, bhi, blo, buf, False)
 
 
 @njit(cache=True)
-def _row_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
+def _row_lse(x, sign, m, bhi, blo, buf):  # type: ignore[no-untyped-def]
     """``(n0, rest)``: logsumexp's sum ``s = n0 + rest`` over a row (``n0`` the maxima,
     ``rest`` the others' ``exp(z)``), ``z = beta (y - m)`` rounded once in the input's
-    dtype (no compensated shift).
+    dtype (no compensated shift). ``buf`` is a scratch block of ``min(len(x), SUM_BLOCK)``
+    or more elements of the dtype.
 
     Accuracy: rounding the shift gives each term a relative error of at most
     ``|z_i| eps`` (``eps`` of the input's dtype; a scale beta adds one more rounding), the
@@ -483,14 +497,14 @@ def _row_lse(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
     """
     n = x.shape[0]
     if n <= SUM_BLOCK:
-        n0, rest = _block_lse(x, sign, m, bhi, blo)
+        n0, rest = _block_lse(x, sign, m, bhi, blo, buf[:n])
         return n0, rest / _store_unit(sign)
     n0 = 0.0
     rest = 0.0
     comp = 0.0
     for lo in range(0, n, SUM_BLOCK):
         hi = min(n, lo + SUM_BLOCK)
-        a, b = _block_lse(x[lo:hi], sign, m, bhi, blo)
+        a, b = _block_lse(x[lo:hi], sign, m, bhi, blo, buf[:hi - lo])
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
     return n0, (rest + comp) / _store_unit(sign)
@@ -630,7 +644,8 @@ def _row(x, sign, bhi, blo, kind, out, buf):  # type: ignore[no-untyped-def]
 
     log_softmax sums its exps through ``buf``: ``out`` itself (its lines are then in cache
     for the output pass), or a scratch block of ``SUM_BLOCK`` elements when the output
-    pass streams (non-temporal stores, ``out`` is never read)."""
+    pass streams (non-temporal stores, ``out`` is never read); logsumexp through a
+    scratch block of ``min(len(x), SUM_BLOCK)`` elements."""
     m = _row_max(x, sign)
     if not _finite(m):
         status, _ = _special(x, sign, kind, out)
@@ -638,7 +653,7 @@ def _row(x, sign, bhi, blo, kind, out, buf):  # type: ignore[no-untyped-def]
     if kind == SOFTMAX:
         n0, rest = _row_store_scaled(x, sign, m, bhi, blo, out)
     elif kind == LOGSUMEXP:
-        n0, rest = _row_lse(x, sign, m, bhi, blo)
+        n0, rest = _row_lse(x, sign, m, bhi, blo, buf)
     else:
         n0, rest = _row_sums(x, sign, m, bhi, blo, buf, False)
     if rest != rest:
@@ -662,7 +677,7 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
     """
     k = x.shape[1]
     stream = kind == LOG_SOFTMAX and nc == 1 and k > SUM_BLOCK and _stream(out)
-    scratch = np.empty(SUM_BLOCK if stream else 0, dtype=out.dtype)
+    scratch = np.empty(min(k, SUM_BLOCK) if stream or kind == LOGSUMEXP else 0, dtype=x.dtype)
     for t in range(t0, t1):
         r = t // nc
         lo = (t - r * nc) * CHUNK if nc > 1 else 0
@@ -670,7 +685,7 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
         xv = x[r, lo:hi]
         ov = out[r, lo:hi]
         if nc == 1:
-            status, m, n0, rest = _row(xv, sign, bhi, blo, kind, ov, scratch if stream else ov)
+            status, m, n0, rest = _row(xv, sign, bhi, blo, kind, ov, ov if kind == LOG_SOFTMAX and not stream else scratch)
         else:
             m = _row_max(xv, sign)
             n0 = 0.0
@@ -679,7 +694,7 @@ def _rows_tasks(x, sign, bhi, blo, kind, out, st, ms, nc, t0, t1):  # type: igno
                 if kind == SOFTMAX:  # (softmax's sums are of the stored, scaled values)
                     n0, rest = _row_store_scaled(xv, sign, m, bhi, blo, ov)
                 elif kind == LOGSUMEXP:
-                    n0, rest = _row_lse(xv, sign, m, bhi, blo)
+                    n0, rest = _row_lse(xv, sign, m, bhi, blo, scratch)
                 else:
                     n0, rest = _row_sums(xv, sign, m, bhi, blo, ov[:0], False)
                 status = HAS_NAN if rest != rest else NORMAL

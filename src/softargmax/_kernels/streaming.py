@@ -220,7 +220,7 @@ def _state_tasks(x, sign, bhi, blo, precise, st, ms, nc, t0, t1):  # type: ignor
         rest = 0.0
         if _finite(m):
             if precise:
-                n0, rest = _row_lse(xv, sign, m, bhi, blo)
+                n0, rest = _row_lse(xv, sign, m, bhi, blo, scratch)
             else:
                 n0, rest = _row_sums(xv, sign, m, bhi, blo, scratch[:min(hi - lo, SUM_BLOCK)], False)
             status = HAS_NAN if rest != rest else NORMAL
