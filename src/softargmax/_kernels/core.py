@@ -314,20 +314,27 @@ def _block_sums(x, sign, m, bhi, blo):  # type: ignore[no-untyped-def]
 
 
 @njit(inline="always")
+def _split_sums(x, sign, m, e):  # type: ignore[no-untyped-def]
+    """``(n0, rest)`` of a block whose exps are in ``e``: the maxima (``y == m``) counted,
+    the others' exps summed in float64."""
+    zero = sign - sign
+    one = sign * sign
+    n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
+    rest = 0.0
+    for i in range(x.shape[0]):
+        top = x[i] * sign == m
+        n0 += one if top else zero
+        rest += 0.0 if top else e[i]
+    return np.float64(n0), rest
+
+
+@njit(inline="always")
 def _keep_loop(x, sign, m, bhi, blo, out, unit):  # type: ignore[no-untyped-def]
     for i in range(x.shape[0]):
         zhi, zlo = _z(x[i] * sign, m, bhi, blo, unit)
         out[i] = _exp_z(zhi, zlo, sign)
     # summed in a loop of its own, as in _store_loop (the block is in L1)
-    zero = sign - sign
-    one = sign * sign
-    n0 = zero
-    rest = 0.0
-    for i in range(x.shape[0]):
-        top = x[i] * sign == m
-        n0 += one if top else zero
-        rest += 0.0 if top else out[i]
-    return np.float64(n0), rest
+    return _split_sums(x, sign, m, out)
 
 
 @njit(cache=True, fastmath=_FLAGS)
@@ -456,15 +463,7 @@ def _lse_loop(x, sign, m, bhi, blo, buf, unit):  # type: ignore[no-untyped-def]
         buf[i] = _exp_sum(_shift_plain(x[i] * sign, m, b, mb, unit), sign)
     # summed in a loop of its own over the block in L1, as in _keep_loop: a float64 sum in
     # the exp loop would run all of it in float64-wide vectors, half the float32 lanes
-    zero = sign - sign
-    one = sign * sign
-    n0 = zero
-    rest = 0.0
-    for i in range(x.shape[0]):
-        top = x[i] * sign == m
-        n0 += one if top else zero
-        rest += 0.0 if top else buf[i]
-    return np.float64(n0), rest
+    return _split_sums(x, sign, m, buf)
 
 
 @njit(cache=True, fastmath=_FLAGS)
