@@ -306,23 +306,20 @@ def _prob_special(x, q, w, eps, zl, scale, g, grad):  # type: ignore[no-untyped-
 
 
 # --------------------------------------------------------------------------- rows
-@nb.njit(cache=True)
-def _index_finish(x_y, below, n, a, eps, zl, scale, m, n0, rest):  # type: ignore[no-untyped-def]
-    """Loss of a normal row of ``n`` classes from its ``(m, n0, rest)``, its target's
-    logit ``x_y`` and ``below = mean_c (m - x_c)`` (used only if ``eps > 0``), and the
-    gradient's coefficients ``(k, su, sy)``: the gradient is
-    ``k * exp(x - m) / (n0 + rest) - su``, minus ``sy`` at the target."""
-    log_s = _log_s(n0, rest)
-    loss = log_s
-    if eps < 1:
-        loss += (1.0 - eps) * (np.float64(m) - np.float64(x_y))
-    if eps > 0:
-        loss += eps * below
-    loss *= a
-    lse = m + log_s
-    if zl > 0:
-        loss += zl * a * lse * lse
-    return loss, scale * (a + 2.0 * zl * a * lse), scale * a * eps / n, scale * a * (1.0 - eps)
+@nb.njit(cache=True, error_model="numpy")  # (n > 0; no division check in the loop)
+def _index_finish(x_y, below, n, a, eps, zl, scale, m, log_s):  # type: ignore[no-untyped-def]
+    """Loss of a normal row of ``n`` classes from its max ``m``, ``log s``, its target's
+    logit ``x_y`` and ``below = mean_c (m - x_c)`` (0 unless ``eps > 0``), and the
+    gradient's coefficients ``(k, su, sy)``: the gradient is ``k * exp(x - m) / s - su``,
+    minus ``sy`` at the target. Branch-free (selects only), so that the short-row kernel's
+    loop over the rows of a block runs in SIMD lanes; a row of weight 0 gets 0."""
+    mr = np.float64(m)
+    keep = 1.0 - eps
+    t = log_s + (keep * (mr - np.float64(x_y)) if keep != 0 else 0.0) + eps * below
+    lse = mr + log_s
+    z = zl * a * lse * lse if zl > 0 else 0.0  # (lse**2 may overflow where zl = 0)
+    loss = a * t + z if a != 0 else 0.0
+    return loss, scale * (a + 2.0 * zl * a * lse), scale * a * eps / n, scale * a * keep
 
 
 @nb.njit(cache=True)
@@ -339,7 +336,7 @@ def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untype
     if rest != rest:
         return _index_special(x, y, a, eps, zl, scale, g, grad)
     below = _mean_below(x, m) if eps > 0 else 0.0
-    loss, k, su, sy = _index_finish(x[y], below, x.shape[0], a, eps, zl, scale, m, n0, rest)
+    loss, k, su, sy = _index_finish(x[y], below, x.shape[0], a, eps, zl, scale, m, _log_s(n0, rest))
     if grad:
         _grad_pass(g, one, k / (n0 + rest), su)
         g[y] -= sy
@@ -412,7 +409,6 @@ def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # typ
     sy = np.empty(rpb)
     yb = np.empty(rpb, dtype=np.int64)
     empty = np.empty(0, dtype=x.dtype)
-    keep = 1.0 - eps
     for b in range(b0, b1):
         r0 = b * rpb
         r1 = min(nrow, r0 + rpb)
@@ -429,25 +425,14 @@ def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # typ
                 xj = xt[j * nr:(j + 1) * nr]
                 for r in range(nr):
                     below[r] += (np.float64(mm[r]) - np.float64(xj[r])) * inv
-        # the loss of each row as _index_finish gives it, branch-free (selects) so that
-        # the loop runs across rows in SIMD lanes
-        special = False
         for r in range(nr):  # a loop of its own, as in the core: vectorised
             rest[r] /= big
             ls[r] = _log_s(n0[r], rest[r])
-        for r in range(nr):
-            ar = a[r0 + r]
-            s = n0[r] + rest[r]
-            log_s = ls[r]
-            mr = np.float64(mm[r])
-            d = mr - xy[r]
-            t = log_s + (keep * d if keep != 0 else 0.0) + eps * below[r]
-            lse = mr + log_s
-            z = zl * ar * lse * lse if zl > 0 else 0.0  # (lse**2 may overflow)
-            loss[r0 + r] = ar * t + z if ar != 0 else 0.0
-            kc[r] = scale * (ar + 2.0 * zl * ar * lse) / (s * big)
-            su[r] = scale * ar * eps / k
-            sy[r] = scale * ar * keep
+        for r in range(nr):  # across rows in SIMD lanes (_index_finish has no branches)
+            loss[r0 + r], kr, su[r], sy[r] = _index_finish(xy[r], below[r], k, a[r0 + r], eps, zl, scale,
+                                                           mm[r], ls[r])
+            kc[r] = kr / ((n0[r] + rest[r]) * big)
+        special = False
         for r in range(nr):
             special |= not (_finite(m[r]) and rest[r] == rest[r])
         if grad:
