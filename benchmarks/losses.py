@@ -4,7 +4,8 @@
    ``torch.nn.functional.cross_entropy`` (+ ``backward()``), both on 2 threads, on
    (2048, 32000) and (65536, 1024) float32, (2048, 32000) float64 and the short rows
    (1 000 000, 10) float32. Medians of ``--repeat`` runs after one warm-up call (whose
-   time, the numba cache load or compile, is reported apart); GB/s counts one read of
+   time, the numba cache load or compile, is reported apart), ours and torch's taking
+   turns (so that a drift of the machine's speed hits both alike); GB/s counts one read of
    the logits (forward) or one read plus one write (forward+backward). The floor of
    forward+backward is a 2-thread copy of the logits into a fresh array: one read, and
    the page faults and writes of a fresh gradient.
@@ -48,25 +49,13 @@ import numpy as np  # noqa: E402
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def _median_time(fn: Any, repeat: int) -> tuple[float, float]:
-    """(first call, median of ``repeat`` further calls), in seconds."""
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return first, float(np.median(times))
-
-
 # --------------------------------------------------------------------------- cross_entropy
 def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) -> list[dict[str, Any]]:
     import torch
     import torch.nn.functional as F
 
     from softargmax._kernels.bench_copy import parallel_copy
+    from softargmax.bench import time_rounds
     from softargmax.losses import cross_entropy
 
     torch.set_num_threads(THREADS)
@@ -78,20 +67,24 @@ def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) 
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
         tg = tx.clone().requires_grad_()
 
-        def torch_fb(tg: Any = tg, ty: Any = ty) -> None:
+        def torch_fb(_: int, tg: Any = tg, ty: Any = ty) -> None:
             tg.grad = None
             F.cross_entropy(tg, ty).backward()
 
+        # callables of the round's index (time_rounds' form; one input here)
         cases = {
-            "forward": (lambda x=x, y=y: cross_entropy(x, y), lambda tx=tx, ty=ty: F.cross_entropy(tx, ty)),
-            "fwd+bwd": (lambda x=x, y=y: cross_entropy(x, y, return_grad=True), torch_fb),
+            "forward": (lambda _, x=x, y=y: cross_entropy(x, y), lambda _, tx=tx, ty=ty: F.cross_entropy(tx, ty)),
+            "fwd+bwd": (lambda _, x=x, y=y: cross_entropy(x, y, return_grad=True), torch_fb),
         }
-        # the memory floor of forward+backward: read the logits, write a fresh array of
-        # their size (first touched on all threads, as the gradient is)
-        _, t_floor = _median_time(lambda x=x: parallel_copy(x, np.empty_like(x)), repeat)
         for mode, (ours, theirs) in cases.items():
-            first, t_ours = _median_time(ours, repeat)
-            _, t_torch = _median_time(theirs, repeat)
+            fns = {"ours": ours, "torch": theirs}
+            if mode == "fwd+bwd":
+                # the memory floor of forward+backward: read the logits, write a fresh
+                # array of their size (first touched on all threads, as the gradient is)
+                fns["floor"] = lambda _, x=x: parallel_copy(x, np.empty_like(x))
+            timed = {name: (first, float(np.median(times)))
+                     for name, (first, times) in time_rounds(fns, repeat, 1).items()}
+            (first, t_ours), (_, t_torch) = timed["ours"], timed["torch"]
             nbytes = x.nbytes * (1 if mode == "forward" else 2)
             row = {
                 "shape": list(shape), "dtype": dtype, "mode": mode,
@@ -100,6 +93,7 @@ def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) 
             }
             floor = ""
             if mode == "fwd+bwd":
+                t_floor = timed["floor"][1]
                 row["floor_s"] = t_floor
                 floor = f"  floor {t_floor * 1e3:.2f} ms (ours {t_ours / t_floor:.2f}x it)"
             rows.append(row)

@@ -5,7 +5,9 @@ result and ``out=``), the floor (``np.copyto`` into a preallocated array and a 2
 streaming copy for ``out=``; ``x.copy()`` for a fresh result; ``np.sum`` for
 logsumexp), a naive NumPy softmax, ``scipy.special``, torch (2 threads) and JAX (jit,
 compile time excluded) where installed. The first call of each is timed apart (compile
-or cache load); then inputs rotate and the median of the repeats is reported, with GB/s
+or cache load); then the implementations take turns, round after round, on rotating
+inputs (a drift of the machine's speed hits them alike), and the median of each one's
+repeats is reported, with GB/s
 from the bytes moved (one read of the input and one write of the output) and ratios to
 the floor and to each peer, like with like (fresh against fresh, ``out=`` against
 ``out=``).
@@ -32,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Case", "machine_info", "register_cli", "render_markdown", "run", "run_bench"]
+__all__ = ["Case", "machine_info", "register_cli", "render_markdown", "run", "run_bench", "time_rounds"]
 
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 FULL_SHAPES = ["2048x32000", "65536x1024", "1000000x10", "64x1000000", "32000x2048:0"]
@@ -107,17 +109,30 @@ def machine_info() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- timing
-def _time(fn: Callable[[int], Any], repeat: int, n_inputs: int) -> tuple[float, list[float]]:
-    """First-call time and the repeat times of ``fn(i)`` (``i`` rotates the inputs)."""
-    t0 = time.perf_counter()
-    fn(0)
-    warm = time.perf_counter() - t0
-    times = []
-    for r in range(repeat):
+def time_rounds(
+    impls: dict[str, Callable[[int], Any]], repeat: int, n_inputs: int,
+) -> dict[str, tuple[float, list[float]]]:
+    """name -> (first-call time, repeat times) of every ``fn(i)`` (``i`` rotates the inputs).
+
+    After each implementation's first call, the timed calls run in rounds: one call of
+    each implementation per round, the order rotating from round to round. A machine
+    whose speed drifts during the run (a neighbour's load, memory compaction) then slows
+    every implementation alike, and the ratios between them hold.
+    """
+    names = list(impls)
+    warm: dict[str, float] = {}
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for name in names:
         t0 = time.perf_counter()
-        fn((r + 1) % n_inputs)
-        times.append(time.perf_counter() - t0)
-    return warm, times
+        impls[name](0)
+        warm[name] = time.perf_counter() - t0
+    for r in range(repeat):
+        for j in range(len(names)):
+            name = names[(r + j) % len(names)]
+            t0 = time.perf_counter()
+            impls[name]((r + 1) % n_inputs)
+            times[name].append(time.perf_counter() - t0)
+    return {name: (warm[name], times[name]) for name in names}
 
 
 def _parallel_copy() -> Callable[[np.ndarray, np.ndarray], Any] | None:
@@ -259,10 +274,9 @@ def run_bench(
                 modes = ("fresh",) if fn_name == "logsumexp" else ("fresh", "out")
                 for mode in modes:
                     impls = _implementations(fn_name, mode, case.axis, xs, outs, peer_mods)
-                    for name, f in impls.items():
-                        if progress is not None:
-                            progress(f"{case.label} {dt} {fn_name} {mode} {name}")
-                        warm, times = _time(f, repeat, n_in)
+                    if progress is not None:
+                        progress(f"{case.label} {dt} {fn_name} {mode}: {', '.join(impls)}")
+                    for name, (warm, times) in time_rounds(impls, repeat, n_in).items():
                         med = statistics.median(times)
                         moved = nbytes * (1 if fn_name == "logsumexp" else 2)
                         results.append(Result(case.label, dt, fn_name, mode, name, med, warm,

@@ -1,0 +1,63 @@
+"""The benchmark module (``softargmax bench``): its timing rounds and a small real run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from softargmax import bench, cli
+
+
+def test_time_rounds_interleaves_the_implementations():
+    calls: list[tuple[str, int]] = []
+    impls = {name: (lambda i, name=name: calls.append((name, i))) for name in ("a", "b", "c")}
+    timed = bench.time_rounds(impls, repeat=4, n_inputs=2)
+    # first calls on input 0, then rounds of one call each, the order rotating
+    assert calls[:3] == [("a", 0), ("b", 0), ("c", 0)]
+    rounds = [calls[3 + 3 * r: 6 + 3 * r] for r in range(4)]
+    assert [[n for n, _ in rd] for rd in rounds] == [list("abc"), list("bca"), list("cab"), list("abc")]
+    assert [{i for _, i in rd} for rd in rounds] == [{1}, {0}, {1}, {0}]  # inputs rotate
+    assert set(timed) == {"a", "b", "c"}
+    for first, times in timed.values():
+        assert first >= 0 and len(times) == 4 and min(times) >= 0
+
+
+def test_run_bench_times_every_implementation_and_renders_the_table():
+    cases = [bench.Case.parse("16x300"), bench.Case.parse("300x16:0")]
+    results = bench.run_bench(cases, ["float32", "float64"], ("softmax", "logsumexp"), repeat=2, peers=[])
+    got = {(r.case, r.dtype, r.function, r.mode, r.impl) for r in results}
+    for case in ("16x300", "300x16:0"):
+        for dt in ("float32", "float64"):
+            assert (case, dt, "softmax", "fresh", "softargmax") in got
+            assert (case, dt, "softmax", "fresh", "numpy naive") in got
+            assert (case, dt, "softmax", "out", "floor (np.copyto)") in got
+            assert (case, dt, "logsumexp", "fresh", "floor (np.sum)") in got
+    for r in results:
+        assert len(r.times_s) == 2 and r.median_s > 0
+        per_byte = 2 if r.function != "logsumexp" else 1
+        assert r.gbps == pytest.approx(4800 * (4 if r.dtype == "float32" else 8) * per_byte / r.median_s / 1e9)
+    table = bench.render_markdown(json.loads(json.dumps(bench.to_json(results, None, "softargmax bench"))))
+    assert "| 16x300 | float32 | softmax | out |" in table
+    assert "| 300x16:0 | float64 | logsumexp | fresh |" in table
+
+
+def test_cli_bench_writes_json_and_markdown(tmp_path, capsys):
+    js, md = tmp_path / "b.json", tmp_path / "b.md"
+    argv = ["bench", "--shapes", "8x100", "--dtypes", "float32", "--functions", "log_softmax",
+            "--peers", "--repeat", "7", "--no-latency", "--json", str(js), "--markdown", str(md)]
+    assert cli.main(argv) == 0
+    data = json.loads(js.read_text())
+    assert {r["impl"] for r in data["results"]} >= {"softargmax", "numpy naive", "floor (np.copyto)"}
+    assert "| 8x100 | float32 | log_softmax | fresh |" in md.read_text()
+    assert "softargmax benchmark" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--repeat", "3"], "--repeat must be at least 7"),
+    (["--shapes", "8xten"], "--shapes: expected entries like"),
+])
+def test_cli_bench_bad_arguments(argv, message, capsys):
+    assert cli.main(["bench", "--no-latency", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
