@@ -8,7 +8,10 @@
    turns (so that a drift of the machine's speed hits both alike); GB/s counts one read of
    the logits (forward) or one read plus one write (forward+backward). The floor of
    forward+backward is a 2-thread copy of the logits into a fresh array: one read, and
-   the page faults and writes of a fresh gradient.
+   the page faults and writes of a fresh gradient. "fwd+bwd reused" writes the gradient
+   into an array that every step reuses: ``grad_out=`` here, and for torch a ``.grad``
+   zeroed in place before each backward (``zero_grad(set_to_none=False)``), which
+   backward adds into; its floor is the copy into an array written before.
 2. ``linear_cross_entropy`` (N = 4096, d = 1024, V = 50257; V = 128256 with ``--big``)
    against (a) materialising ``hidden @ W.T`` then our ``cross_entropy``, (b) torch
    materialised (``F.linear`` + ``F.cross_entropy``, autograd) and (c)
@@ -71,10 +74,20 @@ def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) 
             tg.grad = None
             F.cross_entropy(tg, ty).backward()
 
+        tr = tx.clone().requires_grad_()
+        tr.grad = torch.zeros_like(tr)
+
+        def torch_fb_reused(_: int, tr: Any = tr, ty: Any = ty) -> None:
+            tr.grad.zero_()  # zero_grad(set_to_none=False): backward adds into it
+            F.cross_entropy(tr, ty).backward()
+
+        g = np.zeros_like(x)
         # callables of the round's index (time_rounds' form; one input here)
         cases = {
             "forward": (lambda _, x=x, y=y: cross_entropy(x, y), lambda _, tx=tx, ty=ty: F.cross_entropy(tx, ty)),
             "fwd+bwd": (lambda _, x=x, y=y: cross_entropy(x, y, return_grad=True), torch_fb),
+            "fwd+bwd reused": (lambda _, x=x, y=y, g=g: cross_entropy(x, y, return_grad=True, grad_out=g),
+                               torch_fb_reused),
         }
         for mode, (ours, theirs) in cases.items():
             fns = {"ours": ours, "torch": theirs}
@@ -82,6 +95,8 @@ def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) 
                 # the memory floor of forward+backward: read the logits, write a fresh
                 # array of their size (first touched on all threads, as the gradient is)
                 fns["floor"] = lambda _, x=x: parallel_copy(x, np.empty_like(x))
+            elif mode == "fwd+bwd reused":  # ... or an array written before
+                fns["floor"] = lambda _, x=x, g=g: parallel_copy(x, g)
             timed = {name: (first, float(np.median(times)))
                      for name, (first, times) in time_rounds(fns, repeat, 1).items()}
             (first, t_ours), (_, t_torch) = timed["ours"], timed["torch"]
@@ -92,13 +107,13 @@ def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) 
                 "softargmax_GBps": nbytes / t_ours / 1e9, "first_call_s": first,
             }
             floor = ""
-            if mode == "fwd+bwd":
+            if "floor" in timed:
                 t_floor = timed["floor"][1]
                 row["floor_s"] = t_floor
                 floor = f"  floor {t_floor * 1e3:.2f} ms (ours {t_ours / t_floor:.2f}x it)"
             rows.append(row)
             print(
-                f"  {str(shape):>16} {dtype:>8} {mode:>8}  softargmax {t_ours * 1e3:9.2f} ms "
+                f"  {str(shape):>16} {dtype:>8} {mode:>14}  softargmax {t_ours * 1e3:9.2f} ms "
                 f"({nbytes / t_ours / 1e9:5.1f} GB/s)  torch {t_torch * 1e3:9.2f} ms  "
                 f"speedup {t_torch / t_ours:5.2f}x  (first call {first * 1e3:.0f} ms){floor}",
                 flush=True,

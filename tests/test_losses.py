@@ -489,6 +489,16 @@ def test_other_array_libraries(backend):
     np.testing.assert_allclose(backend.to_numpy(loss), ref_loss, rtol=2e-6)
     np.testing.assert_allclose(backend.to_numpy(grad), ref_grad, rtol=1e-5, atol=1e-7)
     assert backend.to_numpy(grad).dtype == np.float32
+    grad_out = backend.asarray(np.zeros_like(x))
+    kw = {"weight": backend.asarray(WEIGHT, dtype=np.float32), "label_smoothing": 0.1, "z_loss": 0.01,
+          "return_grad": True, "grad_out": grad_out}
+    if backend.name in ("jax", "numpy_readonly"):  # immutable or read-only arrays
+        with pytest.raises((TypeError, ValueError), match="grad_out must be"):
+            cross_entropy(bx, backend.asarray(y), **kw)
+    else:
+        _, g = cross_entropy(bx, backend.asarray(y), **kw)
+        assert g is grad_out
+        np.testing.assert_array_equal(backend.to_numpy(grad_out), backend.to_numpy(grad))
     _, q = logits_and_targets("prob", dtype=np.float32)
     loss = cross_entropy(bx, backend.asarray(q), reduction="none")
     np.testing.assert_allclose(backend.to_numpy(loss), cross_entropy(x, q, reduction="none"), rtol=2e-6)
@@ -691,12 +701,40 @@ Q5 = logits_and_targets("prob")[1]
         ({"logits": X5 + 0j}, TypeError, "logits"),
         ({"logits": np.float64(1.0), "target": 0}, ValueError, "logits must have at least one dimension"),
         ({"implementation": "fast"}, ValueError, "implementation"),
+        ({"grad_out": np.empty((7, 5))}, ValueError, "grad_out needs return_grad=True"),
+        ({"grad_out": np.empty((7, 4)), "return_grad": True}, ValueError, r"grad_out must have the result's shape \(7, 5\)"),
+        ({"grad_out": np.empty((7, 5), np.float32), "return_grad": True}, TypeError, "grad_out must have the result's dtype float64"),
+        ({"grad_out": [[0.0] * 5] * 7, "return_grad": True}, TypeError, "grad_out must be an array of the logits' library"),
+        ({"grad_out": torch.empty(7, 5, dtype=torch.float64), "return_grad": True}, TypeError, "grad_out must be an array"),
+        ({"grad_out": X5, "return_grad": True}, ValueError, "grad_out must not share memory with logits"),
+        ({"grad_out": np.broadcast_to(np.zeros(5), (7, 5)), "return_grad": True}, ValueError, "grad_out must be writeable"),
     ],
 )
 def test_cross_entropy_bad_input(kwargs, error, match):
     kw = {"logits": X5, "target": Y5, **kwargs}
     with pytest.raises(error, match=match):
         cross_entropy(**kw)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(("kind", "n", "c", "axis"), [
+    ("index", 600, 10, -1), ("index", 70, 5000, -1), ("prob", 40, 300, -1), ("index", 12, 7, 0),
+])
+def test_grad_out_receives_the_gradient(impl, dtype, kind, n, c, axis):
+    """The gradient written into grad_out (directly by the kernels or copied in), equal to
+    the returned one whatever grad_out held before, on short and long rows, a class axis
+    that is not last, float16 (computed in float32) and a non-contiguous grad_out."""
+    x, t = logits_and_targets(kind, n=n, c=c, seed=5, dtype=dtype)
+    if axis == 0:
+        x, t = x.T.copy(), t if kind == "index" else t.T.copy()
+    kw = {"axis": axis, "label_smoothing": 0.1, "z_loss": 1e-3, "implementation": impl}
+    want_loss, want = cross_entropy(x, t, return_grad=True, **kw)
+    for grad_out in (np.full(x.shape, np.nan, dtype), np.full(x.shape[::-1], np.nan, dtype).T):
+        loss, g = cross_entropy(x, t, return_grad=True, grad_out=grad_out, **kw)
+        assert g is grad_out
+        np.testing.assert_array_equal(loss, want_loss)
+        np.testing.assert_array_equal(g, want)
 
 
 def test_numba_path_needs_numpy():

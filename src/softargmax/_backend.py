@@ -15,7 +15,7 @@ import numpy as np
 
 from ._validation import check_implementation
 
-__all__ = ["asarray_like", "device_of", "get_namespace", "is_numpy", "numpy_kernel", "select_path"]
+__all__ = ["asarray_like", "device_of", "get_namespace", "is_numpy", "numpy_kernel", "select_path", "write_into"]
 
 # array_api_compat's NumPy namespace, made on first use: importing it walks NumPy's lazy
 # submodules (numpy.testing, numpy.f2py, numpy.ma), about 0.1 s that a call on a NumPy
@@ -61,6 +61,21 @@ def get_namespace(*arrays: Any) -> tuple[Any, list[Any]]:
     if array_api_compat.is_numpy_namespace(xp):
         xp = numpy_namespace()
     return xp, [None if a is None else asarray_like(xp, a, like=lib_arrays) for a in arrays]
+
+
+def write_into(out: Any, res: Any, name: str = "out") -> Any:
+    """Copy ``res`` into the preallocated array ``out`` and return ``out``: NumPy's
+    ``copyto``, else ``out[...] = res``; an immutable array (JAX) is a TypeError naming
+    the parameter."""
+    if isinstance(out, np.ndarray):
+        np.copyto(out, res)
+        return out
+    try:
+        out[...] = res
+    except (TypeError, ValueError, NotImplementedError) as err:
+        msg = f"{name} must be a mutable array; cannot write into {type(out).__name__}: {err}"
+        raise TypeError(msg) from None
+    return out
 
 
 def asarray_like(xp: Any, a: Any, like: list[Any] | None = None) -> Any:

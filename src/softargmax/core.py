@@ -27,7 +27,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from . import _reference
-from ._backend import get_namespace, is_dask_array, is_numpy, numpy_kernel, select_path
+from ._backend import get_namespace, is_dask_array, is_numpy, numpy_kernel, select_path, write_into
 from ._validation import (
     Scale,
     check_out,
@@ -55,15 +55,7 @@ def _finish(xp: Any, res: Any, dtype: Any, out: Any) -> Any:
         with np.errstate(over="ignore"):  # e.g. a log-probability below float16's range
             res = xp.astype(res, dtype)
     if out is not None:
-        if isinstance(out, np.ndarray):
-            np.copyto(out, res)
-        else:
-            try:
-                out[...] = res
-            except (TypeError, ValueError, NotImplementedError) as err:
-                msg = f"out must be a mutable array; cannot write into {type(out).__name__}: {err}"
-                raise TypeError(msg) from None
-        return out
+        return write_into(out, res)
     if is_numpy(xp) and getattr(res, "ndim", 1) == 0:
         return res[()]
     return res

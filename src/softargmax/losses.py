@@ -50,11 +50,12 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from . import _backend, _reference, core
-from ._backend import device_of, get_namespace, is_numpy, register_kernel, select_path
+from ._backend import device_of, get_namespace, is_numpy, register_kernel, select_path, write_into
 from ._validation import (
     _classify,
     _dtype_name,
     check_int,
+    check_out,
     float_input,
     normalize_axis,
     result_float_dtype,
@@ -332,7 +333,9 @@ def _ce_reference(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any
         return loss, g
 
 
-def _ce_numba(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any]:
+def _ce_numba(pb: _Problem, scale: float, want_grad: bool, g: np.ndarray | None = None) -> tuple[Any, Any]:
+    """Per-row losses and the (scaled) gradient by the kernels; the gradient goes into
+    ``g`` (``(rows, classes)``, C-contiguous, x's dtype) if given."""
     import numba
 
     from ._kernels import api
@@ -342,7 +345,8 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool) -> tuple[Any, Any]:
     x = np.ascontiguousarray(pb.x)
     n, c = x.shape
     loss = np.empty(n, dtype=np.float64)
-    g = np.empty_like(x) if want_grad else np.empty((0, 0), dtype=x.dtype)
+    if g is None:
+        g = np.empty_like(x) if want_grad else np.empty((0, 0), dtype=x.dtype)
     if n == 0:
         return loss, g
     nthreads = numba.get_num_threads()
@@ -398,6 +402,7 @@ def cross_entropy(
     reduction: Reduction = ...,
     z_loss: float = ...,
     return_grad: Literal[False] = ...,
+    grad_out: None = ...,
     implementation: Implementation = ...,
 ) -> Array: ...
 @overload
@@ -412,6 +417,7 @@ def cross_entropy(
     reduction: Reduction = ...,
     z_loss: float = ...,
     return_grad: Literal[True],
+    grad_out: Array | None = ...,
     implementation: Implementation = ...,
 ) -> tuple[Array, Array]: ...
 def cross_entropy(
@@ -425,6 +431,7 @@ def cross_entropy(
     reduction: Reduction = "mean",
     z_loss: float = 0.0,
     return_grad: bool = False,
+    grad_out: Array | None = None,
     implementation: Implementation = "auto",
 ) -> Array | tuple[Array, Array]:
     r"""Cross-entropy of ``softmax(logits)`` against class indices or probabilities.
@@ -456,6 +463,13 @@ def cross_entropy(
     return_grad : bool, default False
         Also return the gradient of the (reduced) loss with respect to ``logits``,
         computed in the same pass.
+    grad_out : array, optional
+        With ``return_grad=True``: an array of ``logits``' shape and the result's dtype
+        (of ``logits``' library, not sharing memory with it) that receives the gradient
+        and is returned as ``dlogits``. A training loop that passes the same array at
+        every step saves allocating (and first touching) a new gradient each time; for
+        NumPy float32/float64 logits with the classes on the last axis and a
+        C-contiguous ``grad_out`` the kernel writes into it directly.
     implementation : {"auto", "reference", "numba"}
         Force a code path (for tests and benchmarks).
 
@@ -519,6 +533,13 @@ def cross_entropy(
     array([[-0.17049943,  0.12121649,  0.04928295],
            [ 0.05430187, -0.09876047,  0.04445861]])
 
+    The gradient written into an array that a training loop reuses:
+
+    >>> dlogits = np.empty_like(logits)
+    >>> _, g = cross_entropy(logits, [0, 1], return_grad=True, grad_out=dlogits)
+    >>> g is dlogits and bool(np.all(dlogits == grad))
+    True
+
     Logits of 1000 do not overflow, and a mean over no valid targets is 0, not NaN:
 
     >>> float(cross_entropy([[1000.0, 0.0]], [1]))
@@ -532,16 +553,56 @@ def cross_entropy(
     array([0.91703002, 0.22004952])
     """
     pb = _prepare(logits, target, axis, weight, label_smoothing, ignore_index, reduction, z_loss, "logits")
+    _check_grad_out(pb, grad_out, bool(return_grad), logits)
     scale = _scale(pb.reduction, pb.tg.norm)
     kernel = _select("cross_entropy", implementation, pb.xp, int(math.prod(pb.x.shape)))
+    direct = _direct_grad(pb, grad_out) if kernel is not None else None
     if kernel is not None:
-        rows, g = _ce_numba(pb, scale, bool(return_grad))
+        rows, g = _ce_numba(pb, scale, bool(return_grad), direct)
     else:
         rows, g = _ce_reference(pb, scale, bool(return_grad))
     loss = _reduce(pb.xp, rows, pb.reduction, pb.tg.norm, pb.batch, pb.dtype)
     if not return_grad:
         return loss
-    return loss, _unflatten(pb, g)
+    if grad_out is None:
+        return loss, _unflatten(pb, g)
+    if direct is None:  # computed apart, then copied in
+        write_into(grad_out, _unflatten(pb, g), "grad_out")
+    return loss, grad_out
+
+
+def _check_grad_out(pb: _Problem, grad_out: Any, return_grad: bool, logits: Any) -> None:
+    """``grad_out``: only with ``return_grad``; an array of the logits' library, shape
+    and result dtype that does not overlap them (the logits are read after gradient
+    entries are written)."""
+    if grad_out is None:
+        return
+    if not return_grad:
+        msg = "grad_out needs return_grad=True"
+        raise ValueError(msg)
+    xp = get_namespace(grad_out)[0] if hasattr(grad_out, "shape") else None
+    if xp is not pb.xp:
+        msg = f"grad_out must be an array of the logits' library, got {type(grad_out).__name__}"
+        raise TypeError(msg)
+    c = int(pb.x.shape[1])
+    shape = (*pb.batch[:pb.axis], c, *pb.batch[pb.axis:])
+    check_out(pb.xp, grad_out, shape, pb.dtype, "grad_out")
+    if is_numpy(pb.xp) and isinstance(logits, np.ndarray) and np.may_share_memory(grad_out, logits):
+        msg = "grad_out must not share memory with logits"
+        raise ValueError(msg)
+
+
+def _direct_grad(pb: _Problem, grad_out: Any) -> np.ndarray | None:
+    """``grad_out`` as the kernel's ``(rows, classes)`` gradient array, when it can be
+    written directly (NumPy, the classes last, C-contiguous, the working dtype)."""
+    if (
+        isinstance(grad_out, np.ndarray)
+        and grad_out.flags.c_contiguous
+        and pb.axis == len(pb.batch)
+        and grad_out.dtype == pb.x.dtype
+    ):
+        return grad_out.reshape(pb.x.shape)
+    return None
 
 
 def _unflatten(pb: _Problem, g: Any) -> Any:
