@@ -522,6 +522,30 @@ def test_nll_loss_vs_torch(weight, ignore, reduction):
     np.testing.assert_allclose(loss, cross_entropy(x, y, weight=w, ignore_index=ignore, reduction=reduction), rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend_name", ["numpy", "torch"])
+@pytest.mark.parametrize(("axis", "reduction"), [(-1, "mean"), (0, "sum"), (-1, "none")])
+def test_nll_loss_grad_out(backend_name, axis, reduction):
+    """The gradient into grad_out (stale contents overwritten, a non-contiguous one too)
+    equals the returned one; ignored and zero-weight rows get zeros."""
+    x, y = logits_and_targets("index", n=9, seed=6)
+    logp = x - np.log(np.exp(x).sum(1, keepdims=True))
+    if axis == 0:
+        logp = logp.T.copy()
+    kw = {"axis": axis, "weight": WEIGHT, "ignore_index": 1, "reduction": reduction, "return_grad": True}
+    want_loss, want = nll_loss(logp, y, **kw)
+    wrap = (lambda a: a) if backend_name == "numpy" else torch.from_numpy
+    for grad_out in (np.full(logp.shape, np.nan), np.full(logp.shape[::-1], np.nan).T):
+        out = wrap(grad_out)
+        loss, g = nll_loss(wrap(logp), wrap(y), **{**kw, "weight": wrap(WEIGHT)}, grad_out=out)
+        assert g is out
+        np.testing.assert_allclose(np.asarray(loss), want_loss, rtol=1e-15)  # (torch sums in its own order)
+        np.testing.assert_array_equal(grad_out, want)
+    with pytest.raises(ValueError, match="grad_out must not share memory with log_probs"):
+        nll_loss(logp, y, **kw, grad_out=logp)
+    with pytest.raises(ValueError, match="grad_out needs return_grad=True"):
+        nll_loss(logp, y, axis=axis, grad_out=np.empty_like(logp))
+
+
 def test_nll_loss_edges():
     logp = np.array([[np.nan, 0.0], [-np.inf, 0.0], [-1.0, -0.5]])
     y = np.array([-100, 0, 1])
@@ -704,7 +728,7 @@ Q5 = logits_and_targets("prob")[1]
         ({"grad_out": np.empty((7, 5))}, ValueError, "grad_out needs return_grad=True"),
         ({"grad_out": np.empty((7, 4)), "return_grad": True}, ValueError, r"grad_out must have the result's shape \(7, 5\)"),
         ({"grad_out": np.empty((7, 5), np.float32), "return_grad": True}, TypeError, "grad_out must have the result's dtype float64"),
-        ({"grad_out": [[0.0] * 5] * 7, "return_grad": True}, TypeError, "grad_out must be an array of the logits' library"),
+        ({"grad_out": [[0.0] * 5] * 7, "return_grad": True}, TypeError, "grad_out must be an array of the same library as logits, got list"),
         ({"grad_out": torch.empty(7, 5, dtype=torch.float64), "return_grad": True}, TypeError, "grad_out must be an array"),
         ({"grad_out": X5, "return_grad": True}, ValueError, "grad_out must not share memory with logits"),
         ({"grad_out": np.broadcast_to(np.zeros(5), (7, 5)), "return_grad": True}, ValueError, "grad_out must be writeable"),

@@ -553,7 +553,7 @@ def cross_entropy(
     array([0.91703002, 0.22004952])
     """
     pb = _prepare(logits, target, axis, weight, label_smoothing, ignore_index, reduction, z_loss, "logits")
-    _check_grad_out(pb, grad_out, bool(return_grad), logits)
+    _check_grad_out(pb, grad_out, bool(return_grad), logits, "logits")
     scale = _scale(pb.reduction, pb.tg.norm)
     kernel = _select("cross_entropy", implementation, pb.xp, int(math.prod(pb.x.shape)))
     direct = _direct_grad(pb, grad_out) if kernel is not None else None
@@ -564,17 +564,13 @@ def cross_entropy(
     loss = _reduce(pb.xp, rows, pb.reduction, pb.tg.norm, pb.batch, pb.dtype)
     if not return_grad:
         return loss
-    if grad_out is None:
-        return loss, _unflatten(pb, g)
-    if direct is None:  # computed apart, then copied in
-        write_into(grad_out, _unflatten(pb, g), "grad_out")
-    return loss, grad_out
+    return loss, _grad_result(pb, g, grad_out, direct)
 
 
-def _check_grad_out(pb: _Problem, grad_out: Any, return_grad: bool, logits: Any) -> None:
-    """``grad_out``: only with ``return_grad``; an array of the logits' library, shape
-    and result dtype that does not overlap them (the logits are read after gradient
-    entries are written)."""
+def _check_grad_out(pb: _Problem, grad_out: Any, return_grad: bool, logits: Any, name: str) -> None:
+    """``grad_out``: only with ``return_grad``; an array of the library, shape and result
+    dtype of ``logits`` (the parameter ``name``) that does not overlap them (the kernels
+    read the logits after they write gradient entries)."""
     if grad_out is None:
         return
     if not return_grad:
@@ -582,13 +578,13 @@ def _check_grad_out(pb: _Problem, grad_out: Any, return_grad: bool, logits: Any)
         raise ValueError(msg)
     xp = get_namespace(grad_out)[0] if hasattr(grad_out, "shape") else None
     if xp is not pb.xp:
-        msg = f"grad_out must be an array of the logits' library, got {type(grad_out).__name__}"
+        msg = f"grad_out must be an array of the same library as {name}, got {type(grad_out).__name__}"
         raise TypeError(msg)
     c = int(pb.x.shape[1])
     shape = (*pb.batch[:pb.axis], c, *pb.batch[pb.axis:])
     check_out(pb.xp, grad_out, shape, pb.dtype, "grad_out")
     if is_numpy(pb.xp) and isinstance(logits, np.ndarray) and np.may_share_memory(grad_out, logits):
-        msg = "grad_out must not share memory with logits"
+        msg = f"grad_out must not share memory with {name}"
         raise ValueError(msg)
 
 
@@ -603,6 +599,16 @@ def _direct_grad(pb: _Problem, grad_out: Any) -> np.ndarray | None:
     ):
         return grad_out.reshape(pb.x.shape)
     return None
+
+
+def _grad_result(pb: _Problem, g: Any, grad_out: Any, direct: np.ndarray | None) -> Any:
+    """The gradient to return: ``g`` in the logits' layout, or ``grad_out`` (``direct``:
+    its view that ``g`` was computed in; otherwise ``g`` is copied into it)."""
+    if grad_out is None:
+        return _unflatten(pb, g)
+    if direct is None:
+        write_into(grad_out, _unflatten(pb, g), "grad_out")
+    return grad_out
 
 
 def _unflatten(pb: _Problem, g: Any) -> Any:
@@ -625,6 +631,7 @@ def nll_loss(
     ignore_index: int | None = ...,
     reduction: Reduction = ...,
     return_grad: Literal[False] = ...,
+    grad_out: None = ...,
 ) -> Array: ...
 @overload
 def nll_loss(
@@ -636,6 +643,7 @@ def nll_loss(
     ignore_index: int | None = ...,
     reduction: Reduction = ...,
     return_grad: Literal[True],
+    grad_out: Array | None = ...,
 ) -> tuple[Array, Array]: ...
 def nll_loss(
     log_probs: Array,
@@ -646,6 +654,7 @@ def nll_loss(
     ignore_index: int | None = None,
     reduction: Reduction = "mean",
     return_grad: bool = False,
+    grad_out: Array | None = None,
 ) -> Array | tuple[Array, Array]:
     r"""Negative log-likelihood ``-w_y * log_probs[y]`` of class indices.
 
@@ -664,6 +673,9 @@ def nll_loss(
     return_grad : bool, default False
         Also return the gradient with respect to ``log_probs``: ``-scale * w_y`` at the
         target, 0 elsewhere.
+    grad_out : array, optional
+        With ``return_grad=True``: an array that receives the gradient and is returned,
+        as in :func:`cross_entropy`.
 
     Returns
     -------
@@ -696,6 +708,7 @@ def nll_loss(
     if pb.tg.kind != "index":
         msg = "target of nll_loss must hold integer class indices; for probability targets use cross_entropy"
         raise TypeError(msg)
+    _check_grad_out(pb, grad_out, bool(return_grad), log_probs, "log_probs")
     xp, tg = pb.xp, pb.tg
     n, c = pb.x.shape
     scale = _scale(pb.reduction, tg.norm)
@@ -709,9 +722,17 @@ def nll_loss(
         loss = _reduce(xp, rows, pb.reduction, tg.norm, pb.batch, pb.dtype)
         if not return_grad:
             return loss
-        t = _target_matrix(xp, tg, 0.0, c, 0, c, pb.x.dtype)
-        g = xp.zeros_like(t) - t * scale
-        return loss, _unflatten(pb, g)
+        direct = _direct_grad(pb, grad_out)
+        if is_numpy(xp):  # zeros and one entry a row, without (n, c) temporaries
+            g = np.zeros(pb.x.shape, pb.x.dtype) if direct is None else direct
+            if direct is not None:
+                g.fill(0)
+            r = np.flatnonzero(a > 0)
+            g[r, tg.y[r]] = 0 - a[r] * scale
+        else:
+            t = _target_matrix(xp, tg, 0.0, c, 0, c, pb.x.dtype)
+            g = xp.zeros_like(t) - t * scale
+        return loss, _grad_result(pb, g, grad_out, direct)
 
 
 # --------------------------------------------------------------------------- linear
