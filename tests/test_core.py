@@ -240,6 +240,37 @@ def test_out(implementation):
         log_softmax(x, out=ro)
 
 
+@pytest.mark.parametrize(("shape", "axis"), [
+    ((50, 7), -1), ((3000, 10), -1), ((40, 5000), -1), ((4, 300000), -1), ((3, 400000), -1),
+    ((5000, 40), 0), ((300, 3000), 0), ((6, 50, 70), (0, 2)),
+])
+@pytest.mark.parametrize("fn", [softmax, log_softmax, softmin, hardmax])
+def test_out_may_be_the_input(implementation, shape, axis, fn):
+    """``fn(x, out=x)`` (and an out that overlaps x in part) gives the out-of-place result:
+    short, long and split rows, columns, a tuple of axes, special rows, a mask."""
+    rng = np.random.default_rng(2)
+    kw = {} if fn is hardmax else {"implementation": implementation}
+    for dtype in (np.float32, np.float64):
+        x = (3 * rng.standard_normal(shape)).astype(dtype)
+        k = shape[-1] + 1
+        x.reshape(-1)[[0, k, 2 * k]] = [INF, NAN, -INF]  # in three different distributions
+        want = fn(x, axis=axis, **kw)
+        y = x.copy()
+        assert fn(y, axis=axis, out=y, **kw) is y
+        np.testing.assert_array_equal(y, want)
+        w = rng.random(shape) > 0.3
+        want = fn(x, axis=axis, where=w, **kw)
+        y = x.copy()
+        fn(y, axis=axis, where=w, out=y, **kw)
+        np.testing.assert_array_equal(y, want)
+    buf = (3 * rng.standard_normal((shape[0], shape[-1] + 1)))  # out shifted by one entry
+    x2, out2 = buf[:, :-1], buf[:, 1:]
+    if len(shape) == 2:
+        want = fn(x2.copy(), axis=axis, **kw)
+        fn(x2, axis=axis, out=out2, **kw)
+        np.testing.assert_array_equal(out2, want)
+
+
 def test_inputs_not_modified(implementation):
     x = np.array([[1.0, NAN, INF], [3.0, -INF, 2.0]])
     keep = x.copy()

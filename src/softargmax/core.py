@@ -101,7 +101,10 @@ def _distribution(
     check_out(xp, out, tuple(work.shape), dtype)
     kernel = select_path(name, implementation, xp, math.prod(work.shape))
     if kernel is not None:
-        res = kernel(work, axes, scale, mask, out)
+        # the kernels read x again after writing parts of out: an out that shares memory
+        # with the input (softmax(x, out=x)) gets a result made apart, then copied in
+        direct = out is None or not any(a is not None and np.may_share_memory(out, a) for a in (work, mask))
+        res = kernel(work, axes, scale, mask, out if direct else None)
     else:
         res = getattr(_reference, name)(xp, work, axes, scale, mask)
     return _finish(xp, res, dtype, out)
@@ -137,7 +140,9 @@ def softmax(
         Broadcastable to ``x``. Excluded entries get probability exactly 0 and do not
         enter the sum, even when they are NaN.
     out : ndarray, optional
-        Preallocated result of ``x``'s shape and the result dtype; it is returned.
+        Preallocated result of ``x``'s shape and the result dtype; it is returned. It
+        may be ``x`` itself (``softmax(x, out=x)`` works in place: a result that
+        shares memory with the input is made apart, then copied in).
     implementation : {"auto", "reference", "numba"}
         Force a code path (for tests and benchmarks).
 
