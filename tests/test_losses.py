@@ -731,6 +731,7 @@ Q5 = logits_and_targets("prob")[1]
         ({"grad_out": [[0.0] * 5] * 7, "return_grad": True}, TypeError, "grad_out must be an array of the same library as logits, got list"),
         ({"grad_out": torch.empty(7, 5, dtype=torch.float64), "return_grad": True}, TypeError, "grad_out must be an array"),
         ({"grad_out": X5, "return_grad": True}, ValueError, "grad_out must not share memory with logits"),
+        ({"grad_out": Q5, "target": Q5, "return_grad": True}, ValueError, "grad_out must not share memory with target"),
         ({"grad_out": np.broadcast_to(np.zeros(5), (7, 5)), "return_grad": True}, ValueError, "grad_out must be writeable"),
     ],
 )

@@ -465,7 +465,7 @@ def cross_entropy(
         computed in the same pass.
     grad_out : array, optional
         With ``return_grad=True``: an array of ``logits``' shape and the result's dtype
-        (of ``logits``' library, not sharing memory with it) that receives the gradient
+        (of ``logits``' library, sharing no memory with the inputs) that receives the gradient
         and is returned as ``dlogits``. A training loop that passes the same array at
         every step saves allocating (and first touching) a new gradient each time; for
         NumPy float32/float64 logits with the classes on the last axis and a
@@ -553,7 +553,7 @@ def cross_entropy(
     array([0.91703002, 0.22004952])
     """
     pb = _prepare(logits, target, axis, weight, label_smoothing, ignore_index, reduction, z_loss, "logits")
-    _check_grad_out(pb, grad_out, bool(return_grad), logits, "logits")
+    _check_grad_out(pb, grad_out, bool(return_grad), {"logits": logits, "target": target, "weight": weight})
     scale = _scale(pb.reduction, pb.tg.norm)
     kernel = _select("cross_entropy", implementation, pb.xp, int(math.prod(pb.x.shape)))
     direct = _direct_grad(pb, grad_out) if kernel is not None else None
@@ -567,10 +567,12 @@ def cross_entropy(
     return loss, _grad_result(pb, g, grad_out, direct)
 
 
-def _check_grad_out(pb: _Problem, grad_out: Any, return_grad: bool, logits: Any, name: str) -> None:
+def _check_grad_out(pb: _Problem, grad_out: Any, return_grad: bool, inputs: dict[str, Any]) -> None:
     """``grad_out``: only with ``return_grad``; an array of the library, shape and result
-    dtype of ``logits`` (the parameter ``name``) that does not overlap them (the kernels
-    read the logits after they write gradient entries)."""
+    dtype of the logits (the first of ``inputs``, parameter name -> argument) that shares
+    no memory with any input: inputs are never written (and the kernels read the logits
+    after they write gradient entries)."""
+    name = next(iter(inputs))
     if grad_out is None:
         return
     if not return_grad:
@@ -583,9 +585,10 @@ def _check_grad_out(pb: _Problem, grad_out: Any, return_grad: bool, logits: Any,
     c = int(pb.x.shape[1])
     shape = (*pb.batch[:pb.axis], c, *pb.batch[pb.axis:])
     check_out(pb.xp, grad_out, shape, pb.dtype, "grad_out")
-    if is_numpy(pb.xp) and isinstance(logits, np.ndarray) and np.may_share_memory(grad_out, logits):
-        msg = f"grad_out must not share memory with {name}"
-        raise ValueError(msg)
+    for arg, a in inputs.items():
+        if isinstance(a, np.ndarray) and isinstance(grad_out, np.ndarray) and np.may_share_memory(grad_out, a):
+            msg = f"grad_out must not share memory with {arg}"
+            raise ValueError(msg)
 
 
 def _direct_grad(pb: _Problem, grad_out: Any) -> np.ndarray | None:
@@ -708,7 +711,7 @@ def nll_loss(
     if pb.tg.kind != "index":
         msg = "target of nll_loss must hold integer class indices; for probability targets use cross_entropy"
         raise TypeError(msg)
-    _check_grad_out(pb, grad_out, bool(return_grad), log_probs, "log_probs")
+    _check_grad_out(pb, grad_out, bool(return_grad), {"log_probs": log_probs, "target": target, "weight": weight})
     xp, tg = pb.xp, pb.tg
     n, c = pb.x.shape
     scale = _scale(pb.reduction, tg.norm)
