@@ -556,8 +556,9 @@ def cross_entropy(
     _check_grad_out(pb, grad_out, bool(return_grad), {"logits": logits, "target": target, "weight": weight})
     scale = _scale(pb.reduction, pb.tg.norm)
     kernel = _select("cross_entropy", implementation, pb.xp, int(math.prod(pb.x.shape)))
-    direct = _direct_grad(pb, grad_out) if kernel is not None else None
+    direct = None  # grad_out as the kernels' gradient array, where they can fill it
     if kernel is not None:
+        direct = _direct_grad(pb, grad_out)
         rows, g = _ce_numba(pb, scale, bool(return_grad), direct)
     else:
         rows, g = _ce_reference(pb, scale, bool(return_grad))
@@ -572,9 +573,9 @@ def _check_grad_out(pb: _Problem, grad_out: Any, return_grad: bool, inputs: dict
     dtype of the logits (the first of ``inputs``, parameter name -> argument) that shares
     no memory with any input: inputs are never written (and the kernels read the logits
     after they write gradient entries)."""
-    name = next(iter(inputs))
     if grad_out is None:
         return
+    name = next(iter(inputs))
     if not return_grad:
         msg = "grad_out needs return_grad=True"
         raise ValueError(msg)
