@@ -118,7 +118,9 @@ def device_of(x: Any) -> Any:
 # ``kernel(x, axes, scale, mask, b) -> (lse, sign)`` with keepdims shapes for
 # ``logsumexp``. ``x`` is a validated NumPy float array (float16/bfloat16 already cast
 # to float32), ``axes`` a sorted tuple, ``mask`` a bool array of x's shape or None, and
-# ``out`` None or an array of the result dtype that the kernel fills and returns.
+# ``out`` None or an array of the result dtype that the kernel fills and returns where it
+# can (the caller copies a result returned apart into ``out``, as when ``out`` shares
+# memory with ``x``).
 _KERNELS: dict[str, tuple[str, str, int]] = {
     # the minimum size for implementation="auto": below it the first call would pay for
     # importing numba (see softargmax._kernels.api and benchmarks/compare.py)

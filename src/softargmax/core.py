@@ -101,10 +101,7 @@ def _distribution(
     check_out(xp, out, tuple(work.shape), dtype)
     kernel = select_path(name, implementation, xp, math.prod(work.shape))
     if kernel is not None:
-        # the kernels read x again after writing parts of out: an out that shares memory
-        # with the input (softmax(x, out=x)) gets a result made apart, then copied in
-        direct = out is None or not any(a is not None and np.may_share_memory(out, a) for a in (work, mask))
-        res = kernel(work, axes, scale, mask, out if direct else None)
+        res = kernel(work, axes, scale, mask, out)
     else:
         res = getattr(_reference, name)(xp, work, axes, scale, mask)
     return _finish(xp, res, dtype, out)

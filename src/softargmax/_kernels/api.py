@@ -242,6 +242,10 @@ def _small_rows(kind: int, x: np.ndarray, scale: Scale, out: Any) -> np.ndarray:
 
 
 def _distribution(kind: int, x: np.ndarray, axes: tuple[int, ...], scale: Scale, mask: Any, out: Any) -> np.ndarray:
+    if out is not None and any(a is not None and np.may_share_memory(out, a) for a in (x, mask)):
+        # the kernels read x again after writing parts of out (softmax(x, out=x)): the
+        # result is made apart, and the caller copies it into out
+        out = None
     if (
         mask is None
         and 0 < x.size <= _k.CHUNK
