@@ -201,6 +201,80 @@ def test_logsumexp_plain_shift_within_bound(dtype):
         assert abs(got - want) <= 4 * eps * abs(want)
 
 
+def _block_rows(kinds: list[str], dtype: type, rng: np.random.Generator) -> np.ndarray:
+    """A row of ``len(kinds)`` blocks of ``SUM_BLOCK`` entries (plus a short tail), each
+    block built by its kind: the kernels sum a row in such blocks."""
+    b = kcore.SUM_BLOCK
+    blocks = []
+    for i, kind in enumerate(kinds):
+        v = rng.standard_normal(b) * 3
+        if kind == "up":  # a new running max: the sums so far are rescaled
+            v += 10.0 * (i + 1)
+        elif kind == "down":  # entries far below the running max
+            v -= 60.0
+        elif kind == "excluded":
+            v[:] = -INF
+        elif kind == "excluded_nan":
+            v[:] = -INF
+            v[b // 2] = np.nan
+        elif kind == "nan":
+            v[7] = np.nan
+        elif kind == "inf":
+            v[b - 1] = INF
+        elif kind == "tie":  # the max again, counted as a maximum
+            v[:] = np.float64(dtype(10.0 * i))
+        blocks.append(v)
+    blocks.append(rng.standard_normal(5))
+    return np.concatenate(blocks).astype(dtype)
+
+
+_BLOCK_KINDS = ["plain", "up", "down", "excluded", "excluded_nan", "nan", "inf", "tie"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@given(data=st.data())
+def test_logsumexp_of_rows_of_blocks(dtype, data):
+    # logsumexp sums a row in blocks of SUM_BLOCK entries, the blocks' sums added with
+    # compensation. Rows made of blocks that rise, lie far below the max, are excluded
+    # (-inf), hide a NaN in an excluded block, hold a NaN, a +inf or the maximum again
+    # (counted apart); each sign and scale
+    kinds = data.draw(st.lists(st.sampled_from(_BLOCK_KINDS), min_size=1, max_size=5))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    x = _block_rows(kinds, dtype, rng)[None, :]
+    eps = np.finfo(dtype).eps
+    for beta in (1.0, -1.0, 0.3):
+        got = logsumexp(x, axis=-1, beta=beta, implementation="numba").astype(np.float64)
+        want = logsumexp(x.astype(np.float64), axis=-1, beta=beta, implementation="reference")
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        fin = np.isfinite(want)
+        np.testing.assert_array_equal(got[~fin], want[~fin])
+        y = beta * x.astype(np.float64)
+        m = np.abs(y[np.isfinite(y)]).max(initial=0.0)
+        assert np.all(np.abs(got[fin] - want[fin]) <= 2.5 * eps * (np.abs(want[fin]) + m)), (kinds, beta)
+
+
+def test_logsumexp_of_rows_of_blocks_on_every_row_path():
+    # the same rows through the whole-row tasks, the chunked long rows, the streaming
+    # accumulator (its state pass is logsumexp's) and many rows in parallel
+    from softargmax.streaming import logsumexp_chunked
+
+    rng = np.random.default_rng(11)
+    for dtype in (np.float32, np.float64):
+        rows = [_block_rows(k, dtype, rng) for k in (
+            ["down", "up", "up", "tie"], ["excluded", "excluded_nan", "up", "down"],
+            ["excluded", "excluded", "plain", "down"], ["plain", "excluded_nan", "up", "tie"],
+            ["up", "inf", "nan", "plain"], ["excluded", "excluded", "excluded", "excluded"])]
+        x = np.stack(rows)
+        want = logsumexp(x.astype(np.float64), axis=-1, implementation="reference")
+        _compare(logsumexp(x, axis=-1, implementation="numba"), want, dtype)
+        _compare(logsumexp(np.repeat(x, 40, axis=0), axis=-1, implementation="numba"),
+                 np.repeat(want, 40), dtype)
+        long = np.tile(x, (1, 3 * kcore.CHUNK // x.shape[1] + 1))
+        _compare(logsumexp(long, axis=-1, implementation="numba"),
+                 logsumexp(long.astype(np.float64), axis=-1, implementation="reference"), dtype)
+        _compare(logsumexp_chunked(x, axis=-1, chunk_size=2), want, dtype)
+
+
 def test_exp_edges():
     z = np.array([0.0, -0.0, -INF, np.nan, -1000.0, -745.2, -745.0, -708.5, 1.0, 300.0])
     for low in (False, True):
