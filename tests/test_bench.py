@@ -61,3 +61,15 @@ def test_cli_bench_bad_arguments(argv, message, capsys):
     assert cli.main(["bench", "--no-latency", *argv]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_latency_measures_every_entry():
+    # per-call times in-process; import, first call, numba's own floor (a one-line cached
+    # function in a module of its own) and the CLI in fresh processes: each one ran
+    lat = bench.latency(repeat=20)
+    names = {"softargmax softmax(10)", "import softargmax", "import + first numba call (warm cache)",
+             "numba alone: a one-line cached function (warm cache)",
+             "softargmax softmax 1 2 3 (CLI, end to end)"}
+    assert names <= set(lat)
+    for name in names:  # inf where every run of a command failed
+        assert 0 < lat[name] < float("inf"), name
