@@ -208,7 +208,7 @@ def _block_rows(kinds: list[str], dtype: type, rng: np.random.Generator) -> np.n
     blocks = []
     for i, kind in enumerate(kinds):
         v = rng.standard_normal(b) * 3
-        if kind == "up":  # a new running max: the sums so far are rescaled
+        if kind == "up":  # above the blocks before (across chunks: a rescale in the merge)
             v += 10.0 * (i + 1)
         elif kind == "down":  # entries far below the running max
             v -= 60.0
@@ -221,7 +221,7 @@ def _block_rows(kinds: list[str], dtype: type, rng: np.random.Generator) -> np.n
             v[7] = np.nan
         elif kind == "inf":
             v[b - 1] = INF
-        elif kind == "tie":  # the max again, counted as a maximum
+        elif kind == "tie":  # equal entries (maxima, counted apart, unless a block rose above)
             v[:] = np.float64(dtype(10.0 * i))
         blocks.append(v)
     blocks.append(rng.standard_normal(5))
