@@ -728,8 +728,10 @@ def nll_loss(
             return loss
         direct = _direct_grad(pb, grad_out)
         if is_numpy(xp):  # zeros and one entry a row, without (n, c) temporaries
-            g = np.zeros(pb.x.shape, pb.x.dtype) if direct is None else direct
-            if direct is not None:
+            if direct is None:
+                g = np.zeros(pb.x.shape, pb.x.dtype)
+            else:
+                g = direct
                 g.fill(0)
             r = np.flatnonzero(a > 0)
             g[r, tg.y[r]] = 0 - a[r] * scale
