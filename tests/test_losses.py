@@ -185,11 +185,13 @@ def test_short_and_long_rows_vs_torch(impl, n, c):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("eps", "zl"), [(0.0, 0.0), (0.2, 0.0), (1.0, 0.0), (0.1, 1e-3)])
-def test_many_rows_in_parallel_with_special_and_ignored_rows(dtype, eps, zl):
+@pytest.mark.parametrize("unit", [False, True])
+def test_many_rows_in_parallel_with_special_and_ignored_rows(dtype, eps, zl, unit):
     """The kernels over many rows, in parallel: rows with NaN, +inf, -inf and huge
     logits (whose smoothing term must not overflow), rows of weight 0 and ignored rows
     scattered among normal ones; short rows of several lengths (blocks of 4096 // K rows,
-    a partial last block) and rows of the row kernel (K = 100)."""
+    a partial last block) and rows of the row kernel (K = 100). ``unit``: no weights and
+    nothing ignored (the kernels get no array of row weights)."""
     rng = np.random.default_rng(7)
     for c in (2, 10, 33, 63, 100):
         n = 40_000 // c + 7
@@ -205,6 +207,9 @@ def test_many_rows_in_parallel_with_special_and_ignored_rows(dtype, eps, zl):
         w = rng.random(c) * 2
         w[0] = 0.0
         kw = {"weight": w, "label_smoothing": eps, "z_loss": zl, "ignore_index": -1, "reduction": "none"}
+        if unit:
+            y = np.maximum(y, 0)
+            del kw["weight"], kw["ignore_index"]
         la, ga = cross_entropy(x, y, return_grad=True, implementation="numba", **kw)
         lb, gb = cross_entropy(x, y, return_grad=True, implementation="reference", **kw)
         tol = 2e-6 if dtype == np.float32 else 1e-12
@@ -413,13 +418,17 @@ def special_rows():
     st.sampled_from([0.0, 0.1]),
     st.sampled_from(["mean", "sum", "none"]),
     st.booleans(),
+    st.booleans(),
 )
-def test_kernel_matches_reference_on_adversarial_rows(rows, eps, zl, reduction, weighted):
+def test_kernel_matches_reference_on_adversarial_rows(rows, eps, zl, reduction, weighted, ignore):
     data, y, c = rows
     x = np.array(data, dtype=np.float64).reshape(len(y), c)
     y = np.array(y, dtype=np.int64)
+    if not ignore:  # with no weight either, every row weighs 1 (no array of weights)
+        y = np.maximum(y, 0)
     w = np.linspace(0.0, 2.0, c) if weighted else None
-    kw = {"weight": w, "label_smoothing": eps, "z_loss": zl, "reduction": reduction, "ignore_index": -1}
+    kw = {"weight": w, "label_smoothing": eps, "z_loss": zl, "reduction": reduction,
+          "ignore_index": -1 if ignore else None}
     la, ga = cross_entropy(x, y, return_grad=True, implementation="numba", **kw)
     lb, gb = cross_entropy(x, y, return_grad=True, implementation="reference", **kw)
     np.testing.assert_allclose(la, lb, rtol=1e-9, atol=1e-300)

@@ -131,7 +131,8 @@ class _Targets:
     ``kind`` is ``"index"`` (``y``: integer rows, ignored rows mapped to 0; ``a``: the
     row weight ``w_y``, 0 for ignored rows) or ``"prob"`` (``q``: the ``(n, c)``
     probabilities). ``w`` is the ``(c,)`` class weight or None; ``norm`` the denominator
-    of ``reduction="mean"``.
+    of ``reduction="mean"``. ``unit``: every row weighs 1 (class indices, no weight and
+    nothing ignored); ``a`` is then a broadcast view of one 1, not an array of ``n``.
     """
 
     kind: str
@@ -140,6 +141,7 @@ class _Targets:
     q: Any
     w: Any
     norm: float
+    unit: bool = False
 
 
 def _weights(xp: Any, weight: Any, c: int, dtype: Any) -> Any:
@@ -182,18 +184,23 @@ def _targets(
             raise ValueError(msg)
         y = xp.reshape(target, (n,))
         valid = None if ignore_index is None else y != ignore_index
-        in_range = (y >= 0) & (y < c)
-        bad = ~in_range if valid is None else valid & ~in_range
-        if n and bool(xp.any(bad)):
-            first = int(y[bad][0])
-            extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
-            msg = f"target must hold class indices in [0, {c}){extra}, got {first}"
-            raise ValueError(msg)
+        # without ignore_index two reductions decide (no temporaries of n booleans)
+        if n and (valid is not None or bool(xp.min(y) < 0) or bool(xp.max(y) >= c)):
+            in_range = (y >= 0) & (y < c)
+            bad = ~in_range if valid is None else valid & ~in_range
+            if bool(xp.any(bad)):
+                first = int(y[bad][0])
+                extra = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+                msg = f"target must hold class indices in [0, {c}){extra}, got {first}"
+                raise ValueError(msg)
+        if valid is None and w is None:
+            a = xp.broadcast_to(xp.ones((1,), dtype=dtype, device=device_of(y)), (n,))
+            return _Targets("index", y, a, None, None, float(n), unit=True)
         if valid is not None:
             y = xp.where(valid, y, xp.zeros_like(y))
-        if w is None:
+        if w is None:  # (so rows are ignored)
             ones = xp.ones((n,), dtype=dtype, device=device_of(y))
-            a = ones if valid is None else xp.where(valid, ones, xp.zeros_like(ones))
+            a = xp.where(valid, ones, xp.zeros_like(ones))
         else:
             a = xp.take(w, y) if c else xp.zeros((n,), dtype=dtype, device=device_of(y))
             if valid is not None:
@@ -355,7 +362,7 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool, g: np.ndarray | None 
         tg = pb.tg
         if tg.kind == "index":
             y = np.ascontiguousarray(tg.y, dtype=np.int64)
-            a = np.ascontiguousarray(tg.a, dtype=np.float64)
+            a = np.empty(0) if tg.unit else np.ascontiguousarray(tg.a, dtype=np.float64)
             eps, zl = pb.eps, pb.zl
             if c < kcore.SHORT and n > 1:
                 rpb = max(1, kcore.SHORT_BLOCK // c)  # rows per transposed block

@@ -306,6 +306,13 @@ def _prob_special(x, q, w, eps, zl, scale, g, grad):  # type: ignore[no-untyped-
 
 
 # --------------------------------------------------------------------------- rows
+@nb.njit(inline="always")
+def _weight(a, i):  # type: ignore[no-untyped-def]
+    """Row ``i``'s weight: ``a[i]``, or 1 where ``a`` is empty (no class weights and no
+    ignored rows: a million short rows need no array of ones)."""
+    return a[i] if a.shape[0] > 0 else 1.0
+
+
 @nb.njit(cache=True, error_model="numpy")  # (n > 0; no division check in the loop)
 def _index_finish(x_y, below, n, a, eps, zl, scale, m, log_s):  # type: ignore[no-untyped-def]
     """Loss of a normal row of ``n`` classes from its max ``m``, ``log s``, its target's
@@ -374,7 +381,7 @@ def _index_rows(x, y, a, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore
     empty = np.empty(0, dtype=x.dtype)
     for i in range(r0, r1):
         gi = g[i] if grad else empty
-        loss[i] = _index_row(x[i], y[i], a[i], eps, zl, scale, gi, grad, one)
+        loss[i] = _index_row(x[i], y[i], _weight(a, i), eps, zl, scale, gi, grad, one)
 
 
 @nb.njit(cache=True)
@@ -429,7 +436,7 @@ def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # typ
             rest[r] /= big
             ls[r] = _log_s(n0[r], rest[r])
         for r in range(nr):  # across rows in SIMD lanes (_index_finish has no branches)
-            loss[r0 + r], kr, su[r], sy[r] = _index_finish(xy[r], below[r], k, a[r0 + r], eps, zl, scale,
+            loss[r0 + r], kr, su[r], sy[r] = _index_finish(xy[r], below[r], k, _weight(a, r0 + r), eps, zl, scale,
                                                            mm[r], ls[r])
             kc[r] = kr / ((n0[r] + rest[r]) * big)
         special = False
@@ -447,12 +454,13 @@ def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # typ
             for r in range(r0, r1):
                 if not (_finite(m[r - r0]) and rest[r - r0] == rest[r - r0]):
                     gi = g[r] if grad else empty
-                    if a[r] == 0:
+                    ar = _weight(a, r)
+                    if ar == 0:
                         loss[r] = 0.0
                         if grad:
                             _fill(gi, 0.0)
                     else:
-                        loss[r] = _index_special(x[r], y[r], a[r], eps, zl, scale, gi, grad)
+                        loss[r] = _index_special(x[r], y[r], ar, eps, zl, scale, gi, grad)
 
 
 # --------------------------------------------------------------------------- cross_entropy
@@ -464,7 +472,8 @@ _CE_PROB = ("X", "X", "D", "f8", "f8", "f8", "DW", "G", "b1")
 def ce_index(x, y, a, eps, zl, scale, loss, g, grad, ntask):  # type: ignore[no-untyped-def]
     """Per-row loss (into ``loss``) and, if ``grad``, gradient (into ``g``) for class indices.
 
-    ``a[i]`` is the row's weight (the class weight of its target, 0 for an ignored row).
+    ``a[i]`` is the row's weight (the class weight of its target, 0 for an ignored row);
+    an empty ``a`` weighs every row 1.
     Rows are split into ``ntask`` parallel ranges.
     """
     n = x.shape[0]
