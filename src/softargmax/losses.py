@@ -198,7 +198,7 @@ def _targets(
             return _Targets("index", y, a, None, None, float(n), unit=True)
         if valid is not None:
             y = xp.where(valid, y, xp.zeros_like(y))
-        if w is None:  # (so rows are ignored)
+        if w is None:  # (then valid is not None: some rows may be ignored)
             ones = xp.ones((n,), dtype=dtype, device=device_of(y))
             a = xp.where(valid, ones, xp.zeros_like(ones))
         else:
