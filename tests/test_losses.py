@@ -714,6 +714,11 @@ Q5 = logits_and_targets("prob")[1]
         ({"target": Q5 * 1.1}, ValueError, "sum to 1"),
         ({"target": np.where(Q5 > 0.3, -Q5, Q5)}, ValueError, "target probabilities must be finite and >= 0"),
         ({"target": np.full_like(Q5, np.nan)}, ValueError, "finite"),
+        ({"target": np.where(np.arange(5) == 2, np.nan, Q5)}, ValueError, "finite and >= 0"),
+        ({"target": np.where(np.arange(5) == 4, np.inf, Q5)}, ValueError, "finite and >= 0"),
+        # finite entries whose float32 sum overflows: not a distribution, but not infinite
+        ({"logits": X5.astype(np.float32), "target": np.full((7, 5), 3e38, np.float32)}, ValueError,
+         "sum to 1.*off by inf"),
         ({"target": Q5, "ignore_index": 0}, ValueError, "ignore_index"),
         ({"weight": -WEIGHT}, ValueError, "weight must be >= 0"),
         ({"weight": np.array([1.0, np.nan, 1, 1, 1])}, ValueError, "weight must be finite"),

@@ -217,15 +217,22 @@ def _targets(
         if ignore_index is not None:
             msg = "ignore_index applies to class-index targets only; got probability targets (a floating target)"
             raise ValueError(msg)
-        q = xp.astype(target, dtype)
+        q = xp.astype(target, dtype, copy=False)  # (only read)
         if class_axis != len(batch):
             q = xp.moveaxis(q, class_axis, -1)
         q = xp.reshape(q, (n, c))
         if n:
-            if not bool(xp.all(xp.isfinite(q))) or bool(xp.any(q < 0)):
+            # Reductions only, no temporaries of q's size: the minimum is NaN or negative
+            # if an entry is, and an infinite entry makes its row's sum infinite (so does
+            # an overflow, told apart below). The sums are pairwise in q's dtype: error
+            # O(u log C), far inside the tolerance sqrt(eps).
+            with np.errstate(over="ignore"):
+                total = xp.sum(q, axis=-1)
+            if (c and not bool(xp.min(q) >= 0)) or (
+                not bool(xp.all(xp.isfinite(total))) and not bool(xp.all(xp.isfinite(q)))
+            ):
                 msg = "target probabilities must be finite and >= 0"
                 raise ValueError(msg)
-            total = xp.sum(xp.astype(q, xp.float64) if is_numpy(xp) else q, axis=-1)
             tol = math.sqrt(float(np.finfo(np.float32 if _dtype_name(dtype) != "float64" else np.float64).eps))
             worst = float(xp.max(xp.abs(total - 1)))
             if not worst <= tol:
