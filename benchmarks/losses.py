@@ -3,7 +3,8 @@
 1. ``cross_entropy`` forward and forward+backward (``return_grad=True``) against
    ``torch.nn.functional.cross_entropy`` (+ ``backward()``), both on 2 threads, on
    (2048, 32000) and (65536, 1024) float32, (2048, 32000) float64 and the short rows
-   (1 000 000, 10) float32. Medians of ``--repeat`` runs after one warm-up call (whose
+   (1 000 000, 10) float32 with class indices, and (2048, 32000) and (1 000 000, 10)
+   float32 with probability targets (Dirichlet rows, soft labels). Medians of ``--repeat`` runs after one warm-up call (whose
    time, the numba cache load or compile, is reported apart), ours and torch's taking
    turns (so that a drift of the machine's speed hits both alike); GB/s counts one read of
    the logits (forward) or one read plus one write (forward+backward). The floor of
@@ -53,7 +54,7 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
 # --------------------------------------------------------------------------- cross_entropy
-def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) -> list[dict[str, Any]]:
+def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str, str]], repeat: int) -> list[dict[str, Any]]:
     import torch
     import torch.nn.functional as F
 
@@ -63,10 +64,13 @@ def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) 
 
     torch.set_num_threads(THREADS)
     rows = []
-    for shape, dtype in shapes:
+    for shape, dtype, target in shapes:
         rng = np.random.default_rng(0)
         x = rng.standard_normal(shape).astype(dtype)
-        y = rng.integers(0, shape[1], shape[0])
+        if target == "index":
+            y = rng.integers(0, shape[1], shape[0])
+        else:  # probabilities: one Dirichlet(1) draw per row
+            y = rng.dirichlet(np.ones(shape[1]), shape[0]).astype(dtype)
         tx, ty = torch.from_numpy(x), torch.from_numpy(y)
         tg = tx.clone().requires_grad_()
 
@@ -102,7 +106,7 @@ def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) 
             (first, t_ours), (_, t_torch) = timed["ours"], timed["torch"]
             nbytes = x.nbytes * (1 if mode == "forward" else 2)
             row = {
-                "shape": list(shape), "dtype": dtype, "mode": mode,
+                "shape": list(shape), "dtype": dtype, "target": target, "mode": mode,
                 "softargmax_s": t_ours, "torch_s": t_torch, "speedup": t_torch / t_ours,
                 "softargmax_GBps": nbytes / t_ours / 1e9, "first_call_s": first,
             }
@@ -113,7 +117,7 @@ def bench_cross_entropy(shapes: list[tuple[tuple[int, int], str]], repeat: int) 
                 floor = f"  floor {t_floor * 1e3:.2f} ms (ours {t_ours / t_floor:.2f}x it)"
             rows.append(row)
             print(
-                f"  {str(shape):>16} {dtype:>8} {mode:>14}  softargmax {t_ours * 1e3:9.2f} ms "
+                f"  {str(shape):>16} {dtype:>8} {target:>5} {mode:>14}  softargmax {t_ours * 1e3:9.2f} ms "
                 f"({nbytes / t_ours / 1e9:5.1f} GB/s)  torch {t_torch * 1e3:9.2f} ms  "
                 f"speedup {t_torch / t_ours:5.2f}x  (first call {first * 1e3:.0f} ms){floor}",
                 flush=True,
@@ -290,13 +294,15 @@ def main() -> int:
     print(f"numpy {np.__version__}, numba {numba.__version__}, torch {torch.__version__}")
     results: dict[str, Any] = {"threads": THREADS, "machine": platform.machine(), "torch": torch.__version__}
     if args.only in (None, "cross_entropy"):
-        print("\ncross_entropy (mean over class indices) vs torch.nn.functional.cross_entropy")
+        print("\ncross_entropy (mean; class indices or probabilities) vs torch.nn.functional.cross_entropy")
         if args.quick:
-            shapes = [((256, 32000), "float32"), ((8192, 1024), "float32"), ((100_000, 10), "float32")]
+            shapes = [((256, 32000), "float32", "index"), ((8192, 1024), "float32", "index"),
+                      ((100_000, 10), "float32", "index"), ((256, 32000), "float32", "prob")]
         else:
             shapes = [
-                ((2048, 32000), "float32"), ((65536, 1024), "float32"),
-                ((2048, 32000), "float64"), ((1_000_000, 10), "float32"),
+                ((2048, 32000), "float32", "index"), ((65536, 1024), "float32", "index"),
+                ((2048, 32000), "float64", "index"), ((1_000_000, 10), "float32", "index"),
+                ((2048, 32000), "float32", "prob"), ((1_000_000, 10), "float32", "prob"),
             ]
         results["cross_entropy"] = bench_cross_entropy(shapes, args.repeat)
         results["numba_threading_layer"] = numba.threading_layer()

@@ -190,8 +190,9 @@ def test_many_rows_in_parallel_with_special_and_ignored_rows(dtype, eps, zl, uni
     """The kernels over many rows, in parallel: rows with NaN, +inf, -inf and huge
     logits (whose smoothing term must not overflow), rows of weight 0 and ignored rows
     scattered among normal ones; short rows of several lengths (blocks of 4096 // K rows,
-    a partial last block) and rows of the row kernel (K = 100). ``unit``: no weights and
-    nothing ignored (the kernels get no array of row weights)."""
+    a partial last block) and rows of the row kernel (K = 100); class indices, then
+    probabilities. ``unit``: no weights and nothing ignored (the kernels get no array of
+    row weights)."""
     rng = np.random.default_rng(7)
     for c in (2, 10, 33, 63, 100):
         n = 40_000 // c + 7
@@ -216,6 +217,16 @@ def test_many_rows_in_parallel_with_special_and_ignored_rows(dtype, eps, zl, uni
         np.testing.assert_allclose(la, lb, rtol=tol, atol=1e-30)
         np.testing.assert_allclose(ga, gb, rtol=tol, atol=tol * np.abs(gb[np.isfinite(gb)]).max())
         assert ga.dtype == dtype
+        # probability targets over the same rows (zero entries among them; class weights
+        # with a zero unless unit)
+        q = rng.dirichlet(np.ones(c), n) * (rng.random((n, c)) > 0.2)
+        q[:, 1] += q.sum(1) == 0
+        q = (q / q.sum(1, keepdims=True)).astype(dtype)
+        kw = {"weight": None if unit else w, "label_smoothing": eps, "z_loss": zl, "reduction": "none"}
+        la, ga = cross_entropy(x, q, return_grad=True, implementation="numba", **kw)
+        lb, gb = cross_entropy(x, q, return_grad=True, implementation="reference", **kw)
+        np.testing.assert_allclose(la, lb, rtol=tol, atol=1e-30)
+        np.testing.assert_allclose(ga, gb, rtol=tol, atol=tol * np.abs(gb[np.isfinite(gb)]).max())
 
 
 # --------------------------------------------------------------------------- deliberate differences
@@ -753,6 +764,27 @@ def test_cross_entropy_bad_input(kwargs, error, match):
     kw = {"logits": X5, "target": Y5, **kwargs}
     with pytest.raises(error, match=match):
         cross_entropy(**kw)
+
+
+@pytest.mark.parametrize("c", [5, 63, 64, 300])
+def test_probability_targets_are_checked_on_short_and_long_rows(c):
+    """Rows shorter than 64 classes are summed by a matrix-vector product, longer ones
+    by a reduction: both find each kind of bad row, among good ones."""
+    rng = np.random.default_rng(c)
+    x = rng.standard_normal((9, c)).astype(np.float32)
+    q = rng.dirichlet(np.ones(c), 9).astype(np.float32)
+    cross_entropy(x, q)  # valid
+    for bad, match in ((1.01, "sum to 1.*off by 0.01"), (np.nan, "finite and >= 0"),
+                       (np.inf, "finite and >= 0"), (-0.5, "finite and >= 0")):
+        qb = q.copy()
+        qb[4] *= bad if bad == 1.01 else 1.0
+        if bad != 1.01:
+            qb[4, c // 2] = bad
+        with pytest.raises(ValueError, match=match):
+            cross_entropy(x, qb)
+    big = np.full((9, c), 3e38, np.float32)  # finite entries whose float32 sum overflows
+    with pytest.raises(ValueError, match="sum to 1.*off by inf"):
+        cross_entropy(x, big)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -124,6 +124,7 @@ def _ignore(ignore_index: Any) -> int | None:
 
 
 # --------------------------------------------------------------------------- targets
+_SHORT_SUM = 64  # probability rows shorter than this are summed by a matrix-vector product
 @dataclass
 class _Targets:
     """Validated targets over ``n`` rows and ``c`` classes (class axis last).
@@ -224,10 +225,15 @@ def _targets(
         if n:
             # Reductions only, no temporaries of q's size: the minimum is NaN or negative
             # if an entry is, and an infinite entry makes its row's sum infinite (so does
-            # an overflow, told apart below). The sums are pairwise in q's dtype: error
-            # O(u log C), far inside the tolerance sqrt(eps).
-            with np.errstate(over="ignore"):
-                total = xp.sum(q, axis=-1)
+            # an overflow, told apart below). The sums run in q's dtype, far inside the
+            # tolerance sqrt(eps): pairwise (error O(u log C)), or for short rows, where a
+            # reduction's per-row overhead would cost more than the loss, as one
+            # matrix-vector product (error at most C u).
+            with np.errstate(over="ignore", invalid="ignore"):
+                if c < _SHORT_SUM:
+                    total = xp.matmul(q, xp.ones((c,), dtype=q.dtype, device=device_of(q)))
+                else:
+                    total = xp.sum(q, axis=-1)
             if (c and not bool(xp.min(q) >= 0)) or (
                 not bool(xp.all(xp.isfinite(total))) and not bool(xp.all(xp.isfinite(q)))
             ):
@@ -385,7 +391,14 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool, g: np.ndarray | None 
         else:
             q = np.ascontiguousarray(tg.q, dtype=x.dtype)
             w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
-            if ntask:
+            if c < kcore.SHORT and n > 1:
+                rpb = max(1, kcore.SHORT_BLOCK // c)
+                if ntask:
+                    ntask = min(-(-n // rpb), ntask)
+                    kern.ce_prob_short(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad, rpb, ntask)
+                else:
+                    kern.ce_prob_short_serial(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad, rpb)
+            elif ntask:
                 kern.ce_prob(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad, ntask)
             else:
                 kern.ce_prob_serial(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad)

@@ -7,10 +7,10 @@ Two families:
   one pass of the branch-free polynomial exp summing ``n0 + rest`` (and storing the
   exponentials in the gradient when it is asked for), and, for the gradient, one pass
   ``scale * (coef * p - t)`` while the row is still in cache; rows run in parallel.
-  Rows of fewer than ``core.SHORT`` classes with index targets run ``ce_short``: the
-  core short-row kernel's passes over transposed blocks of rows (vectorised across
-  rows), then the loss and the gradient of the whole block. Each has a serial twin for
-  small inputs.
+  Rows of fewer than ``core.SHORT`` classes run ``ce_short`` (index targets) or
+  ``ce_prob_short`` (probabilities): the core short-row kernel's passes over transposed
+  blocks of rows (vectorised across rows), then the loss and the gradient of the whole
+  block. Each has a serial twin for small inputs.
 * ``lce_fwd_*`` / ``lce_bwd_*``: one vocabulary chunk ``Z = hidden @ W[v0:v1].T`` of
   :func:`softargmax.losses.linear_cross_entropy`. The forward folds the chunk into a
   per-row online log-sum-exp state ``(m, r)`` with ``sum_c exp(x_c - m) = 1 + r``; the
@@ -86,6 +86,8 @@ __all__ = [
     "ce_index_serial",
     "ce_prob",
     "ce_prob_serial",
+    "ce_prob_short",
+    "ce_prob_short_serial",
     "ce_short",
     "ce_short_serial",
     "lce_bwd_index",
@@ -463,6 +465,80 @@ def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # typ
                         loss[r] = _index_special(x[r], y[r], ar, eps, zl, scale, gi, grad)
 
 
+@nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy")  # (special rows divide by 0: redone)
+def _short_prob_tasks(x, q, w, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # type: ignore[no-untyped-def]
+    """:func:`_short_ce_tasks` for probability targets ``q`` and class weights ``w`` (or
+    empty): after the core passes over a transposed block, the targets
+    ``t_c = w_c ((1 - eps) q_c + eps / K)``, their total ``A`` and the cross term
+    ``sum_c t_c (m - x_c)`` (over ``t_c != 0``) in loops across the block's rows, then the
+    loss ``A log s + cross (+ z_loss A lse**2)`` and the gradient
+    ``k exp(x - m) - scale t``. Rows with NaN, ``+inf`` or no finite max are redone by
+    :func:`_prob_special`; a row with ``A = 0`` gets 0 whatever its logits hold."""
+    nrow, k = x.shape
+    one = np.ones(1, dtype=x.dtype)[0]
+    big = _store_unit(one)  # float32 exps are summed and kept times 2**64
+    xflat = x.reshape(nrow * k)
+    qflat = q.reshape(nrow * k)
+    gflat = g.reshape(g.size)
+    xt, et, m, mm, n0, rest = _short_scratch(x, rpb)
+    tt = np.empty(rpb * k)  # the block's targets, transposed as xt
+    big_a = np.empty(rpb)
+    cross = np.empty(rpb)
+    kc = np.empty(rpb)
+    weighted = w.shape[0] > 0
+    keep = 1.0 - eps
+    uniform = eps / k
+    empty = np.empty(0, dtype=x.dtype)
+    for b in range(b0, b1):
+        r0 = b * rpb
+        r1 = min(nrow, r0 + rpb)
+        nr = r1 - r0
+        _short_block(xflat[r0 * k:r1 * k], one, 1.0, 0.0, LOGSUMEXP, nr, k, xt, et, m, mm, n0, rest)
+        qf = qflat[r0 * k:r1 * k]
+        for r in range(nr):
+            big_a[r] = 0.0
+            cross[r] = 0.0
+        for j in range(k):
+            wj = w[j] if weighted else 1.0
+            xj = xt[j * nr:(j + 1) * nr]
+            tj = tt[j * nr:(j + 1) * nr]
+            for r in range(nr):
+                t = (keep * qf[r * k + j] + uniform) * wj
+                tj[r] = t
+                big_a[r] += t
+                d = np.float64(mm[r]) - np.float64(xj[r])
+                cross[r] += t * d if t != 0 else 0.0  # (a zero target never meets -inf)
+        for r in range(nr):  # a loop of its own, as in the core: vectorised
+            rest[r] /= big
+            log_s = _log_s(n0[r], rest[r])
+            lse = np.float64(mm[r]) + log_s
+            lo = big_a[r] * log_s + cross[r]
+            if zl > 0:  # (lse**2 may overflow where zl = 0)
+                lo += zl * big_a[r] * lse * lse
+            loss[r0 + r] = lo if big_a[r] != 0 else 0.0
+            kc[r] = scale * (big_a[r] + 2.0 * zl * big_a[r] * lse) / ((n0[r] + rest[r]) * big)
+        special = False
+        for r in range(nr):
+            special |= not (_finite(m[r]) and rest[r] == rest[r])
+        if grad:
+            of = gflat[r0 * k:r1 * k]
+            for j in range(k):
+                ej = et[j * nr:(j + 1) * nr]
+                tj = tt[j * nr:(j + 1) * nr]
+                for r in range(nr):
+                    of[r * k + j] = ej[r] * kc[r] - scale * tj[r]
+        if special:
+            for r in range(r0, r1):
+                if not (_finite(m[r - r0]) and rest[r - r0] == rest[r - r0]):
+                    gi = g[r] if grad else empty
+                    if big_a[r - r0] == 0:
+                        loss[r] = 0.0
+                        if grad:
+                            _fill(gi, 0.0)
+                    else:
+                        loss[r] = _prob_special(x[r], q[r], w, eps, zl, scale, gi, grad)
+
+
 # --------------------------------------------------------------------------- cross_entropy
 _CE_INDEX = ("X", "I", "D", "f8", "f8", "f8", "DW", "G", "b1")
 _CE_PROB = ("X", "X", "D", "f8", "f8", "f8", "DW", "G", "b1")
@@ -514,6 +590,21 @@ def ce_short(x, y, a, eps, zl, scale, loss, g, grad, rpb, ntask):  # type: ignor
 def ce_short_serial(x, y, a, eps, zl, scale, loss, g, grad, rpb):  # type: ignore[no-untyped-def]
     """:func:`ce_short` on the calling thread."""
     _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, 0, -(-x.shape[0] // rpb))
+
+
+@nb.njit(_sigs(*_CE_PROB, "i8", "i8"), cache=True, parallel=True)
+def ce_prob_short(x, q, w, eps, zl, scale, loss, g, grad, rpb, ntask):  # type: ignore[no-untyped-def]
+    """:func:`ce_prob` for rows shorter than ``core.SHORT``, in blocks of ``rpb`` rows
+    (:func:`_short_prob_tasks`) split into ``ntask`` parallel ranges."""
+    nb_ = -(-x.shape[0] // rpb)
+    for t in nb.prange(ntask):
+        _short_prob_tasks(x, q, w, eps, zl, scale, loss, g, grad, rpb, t * nb_ // ntask, (t + 1) * nb_ // ntask)
+
+
+@nb.njit(_sigs(*_CE_PROB, "i8"), cache=True)
+def ce_prob_short_serial(x, q, w, eps, zl, scale, loss, g, grad, rpb):  # type: ignore[no-untyped-def]
+    """:func:`ce_prob_short` on the calling thread."""
+    _short_prob_tasks(x, q, w, eps, zl, scale, loss, g, grad, rpb, 0, -(-x.shape[0] // rpb))
 
 
 # --------------------------------------------------------------------------- linear_cross_entropy
