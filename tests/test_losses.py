@@ -727,9 +727,8 @@ Q5 = logits_and_targets("prob")[1]
         ({"target": np.full_like(Q5, np.nan)}, ValueError, "finite"),
         ({"target": np.where(np.arange(5) == 2, np.nan, Q5)}, ValueError, "finite and >= 0"),
         ({"target": np.where(np.arange(5) == 4, np.inf, Q5)}, ValueError, "finite and >= 0"),
-        # finite entries whose float32 sum overflows: not a distribution, but not infinite
-        ({"logits": X5.astype(np.float32), "target": np.full((7, 5), 3e38, np.float32)}, ValueError,
-         "sum to 1.*off by inf"),
+        # finite entries whose sum overflows: not a distribution, but not infinite
+        ({"target": np.full((7, 5), 1e308)}, ValueError, "sum to 1.*off by inf"),
         ({"target": Q5, "ignore_index": 0}, ValueError, "ignore_index"),
         ({"weight": -WEIGHT}, ValueError, "weight must be >= 0"),
         ({"weight": np.array([1.0, np.nan, 1, 1, 1])}, ValueError, "weight must be finite"),
@@ -766,25 +765,34 @@ def test_cross_entropy_bad_input(kwargs, error, match):
         cross_entropy(**kw)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("c", [5, 63, 64, 300])
-def test_probability_targets_are_checked_on_short_and_long_rows(c):
-    """Rows shorter than 64 classes are summed by a matrix-vector product, longer ones
-    by a reduction: both find each kind of bad row, among good ones."""
+def test_probability_targets_are_checked_on_short_and_long_rows(impl, c):
+    """The kernels (the short-row one below 64 classes, the row one above) check the
+    targets' row sums as they read them, the reference path by reductions: both find
+    each kind of bad row among good ones, and tell an overflowing sum of finite entries
+    from an infinite entry."""
     rng = np.random.default_rng(c)
     x = rng.standard_normal((9, c)).astype(np.float32)
     q = rng.dirichlet(np.ones(c), 9).astype(np.float32)
-    cross_entropy(x, q)  # valid
-    for bad, match in ((1.01, "sum to 1.*off by 0.01"), (np.nan, "finite and >= 0"),
-                       (np.inf, "finite and >= 0"), (-0.5, "finite and >= 0")):
+    cross_entropy(x, q, implementation=impl)  # valid
+    for bad, match in ((1.01, "sum to 1.*off by 0.01"), (0.99, "sum to 1.*off by 0.01"),
+                       (np.nan, "finite and >= 0"), (np.inf, "finite and >= 0"),
+                       (-np.inf, "finite and >= 0"), (-0.5, "finite and >= 0"), (-0.0, None)):
         qb = q.copy()
-        qb[4] *= bad if bad == 1.01 else 1.0
-        if bad != 1.01:
+        if bad in (1.01, 0.99):
+            qb[4] *= bad
+        else:  # one entry set to ``bad``, its neighbour keeping a finite row's sum at 1
             qb[4, c // 2] = bad
+            if np.isfinite(bad):
+                qb[4, c // 2 + 1] += q[4, c // 2] - bad
+        if match is None:  # -0.0 is >= 0
+            cross_entropy(x, qb, implementation=impl)
+            continue
         with pytest.raises(ValueError, match=match):
-            cross_entropy(x, qb)
-    big = np.full((9, c), 3e38, np.float32)  # finite entries whose float32 sum overflows
+            cross_entropy(x, qb, implementation=impl, return_grad=True)
     with pytest.raises(ValueError, match="sum to 1.*off by inf"):
-        cross_entropy(x, big)
+        cross_entropy(x.astype(np.float64), np.full((9, c), 1e308), implementation=impl)
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -124,7 +124,6 @@ def _ignore(ignore_index: Any) -> int | None:
 
 
 # --------------------------------------------------------------------------- targets
-_SHORT_SUM = 64  # probability rows shorter than this are summed by a matrix-vector product
 @dataclass
 class _Targets:
     """Validated targets over ``n`` rows and ``c`` classes (class axis last).
@@ -172,8 +171,13 @@ def _targets(
     ignore_index: int | None,
     dtype: Any,
     who: str,
+    defer: bool = False,
 ) -> _Targets:
-    """Validate ``target`` against ``batch + (c,)`` logits whose class axis is ``class_axis``."""
+    """Validate ``target`` against ``batch + (c,)`` logits whose class axis is ``class_axis``.
+
+    ``defer``: leave the check that probability rows are distributions to the caller
+    (:func:`check_probabilities`, after a kernel that reads them anyway has summed them).
+    """
     n = math.prod(batch)
     kind = _classify(xp, target.dtype)
     tname = _dtype_name(target.dtype)
@@ -222,31 +226,44 @@ def _targets(
         if class_axis != len(batch):
             q = xp.moveaxis(q, class_axis, -1)
         q = xp.reshape(q, (n, c))
-        if n:
-            # Reductions only, no temporaries of q's size: the minimum is NaN or negative
-            # if an entry is, and an infinite entry makes its row's sum infinite (so does
-            # an overflow, told apart below). The sums run in q's dtype, far inside the
-            # tolerance sqrt(eps): pairwise (error O(u log C)), or for short rows, where a
-            # reduction's per-row overhead would cost more than the loss, as one
-            # matrix-vector product (error at most C u).
-            with np.errstate(over="ignore", invalid="ignore"):
-                if c < _SHORT_SUM:
-                    total = xp.matmul(q, xp.ones((c,), dtype=q.dtype, device=device_of(q)))
-                else:
-                    total = xp.sum(q, axis=-1)
-            if (c and not bool(xp.min(q) >= 0)) or (
-                not bool(xp.all(xp.isfinite(total))) and not bool(xp.all(xp.isfinite(q)))
-            ):
-                msg = "target probabilities must be finite and >= 0"
-                raise ValueError(msg)
-            tol = math.sqrt(float(np.finfo(np.float32 if _dtype_name(dtype) != "float64" else np.float64).eps))
-            worst = float(xp.max(xp.abs(total - 1)))
-            if not worst <= tol:
-                msg = f"target probabilities must sum to 1 along the class axis (within {tol:.1e}); a row is off by {worst:.3g}"
-                raise ValueError(msg)
+        if not defer:
+            _check_probabilities(xp, q)
         return _Targets("prob", None, None, q, w, float(n))
     msg = f"target must be integer class indices or floating probabilities, got dtype {tname}"
     raise TypeError(msg)
+
+
+def _check_probabilities(xp: Any, q: Any, total: Any = None) -> None:
+    """Raise unless the rows of ``q`` (``(n, c)``) are finite, ``>= 0`` and sum to 1
+    within ``sqrt(eps)`` of their dtype (float32's for narrower ones).
+
+    ``total``: the row sums computed by a kernel, NaN for a row that holds a NaN or
+    negative entry; without it, reductions compute them (no temporaries of ``q``'s size:
+    the minimum is NaN or negative if an entry is). The sums' rounding (pairwise in
+    ``q``'s dtype, or float64 in the kernels) is far inside the tolerance. Valid targets
+    cost two reductions of ``total`` here; the rest only runs to word an error.
+    """
+    n, c = q.shape
+    if not n:
+        return
+    if total is None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = xp.sum(q, axis=-1)
+        if c and not bool(xp.min(q) >= 0):
+            msg = "target probabilities must be finite and >= 0"
+            raise ValueError(msg)
+    tol = math.sqrt(float(np.finfo(np.float64 if _dtype_name(q.dtype) == "float64" else np.float32).eps))
+    hi, lo = float(xp.max(total)), float(xp.min(total))  # NaN if a row's sum is
+    if hi - 1 <= tol and 1 - lo <= tol:
+        return
+    # A NaN sum comes from a NaN (or, from a kernel, a negative) entry; an infinite one
+    # from an infinite entry or from finite entries whose sum overflows.
+    if math.isnan(hi) or math.isnan(lo) or not bool(xp.all(xp.isfinite(q))):
+        msg = "target probabilities must be finite and >= 0"
+        raise ValueError(msg)
+    worst = max(hi - 1, 1 - lo)
+    msg = f"target probabilities must sum to 1 along the class axis (within {tol:.1e}); a row is off by {worst:.3g}"
+    raise ValueError(msg)
 
 
 def _target_matrix(xp: Any, tg: _Targets, eps: float, c: int, v0: int, v1: int, dtype: Any) -> Any:
@@ -312,6 +329,9 @@ def _prepare(
     z_loss: Any,
     name: str,
 ) -> _Problem:
+    """Validate the arguments of :func:`cross_entropy` / :func:`nll_loss`, except that
+    probability rows are distributions: the caller checks that (:func:`_check_probabilities`),
+    where the kernels read the targets anyway."""
     eps, reduction, zl = _options(label_smoothing, reduction, z_loss)
     ignore = _ignore(ignore_index)
     xp, (logits, target, weight) = get_namespace(logits, target, weight)
@@ -319,7 +339,7 @@ def _prepare(
     ax = _class_axis(axis, work.ndim)
     c = int(work.shape[ax])
     batch = tuple(int(s) for i, s in enumerate(work.shape) if i != ax)
-    tg = _targets(xp, target, batch, c, ax, weight, ignore, work.dtype, name)
+    tg = _targets(xp, target, batch, c, ax, weight, ignore, work.dtype, name, defer=True)
     x = work if ax == work.ndim - 1 else xp.moveaxis(work, ax, -1)
     x = xp.reshape(x, (math.prod(batch), c))
     return _Problem(xp, x, tg, batch, ax, dtype, eps, zl, reduction)
@@ -391,17 +411,20 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool, g: np.ndarray | None 
         else:
             q = np.ascontiguousarray(tg.q, dtype=x.dtype)
             w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
+            total = np.empty(n)  # q's row sums, for the validation the kernels leave to us
             if c < kcore.SHORT and n > 1:
                 rpb = max(1, kcore.SHORT_BLOCK // c)
                 if ntask:
                     ntask = min(-(-n // rpb), ntask)
-                    kern.ce_prob_short(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad, rpb, ntask)
+                    kern.ce_prob_short(x, q, w, pb.eps, pb.zl, scale, loss, total, g, want_grad, rpb, ntask)
                 else:
-                    kern.ce_prob_short_serial(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad, rpb)
+                    kern.ce_prob_short_serial(x, q, w, pb.eps, pb.zl, scale, loss, total, g, want_grad, rpb)
             elif ntask:
-                kern.ce_prob(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad, ntask)
+                kern.ce_prob(x, q, w, pb.eps, pb.zl, scale, loss, total, g, want_grad, ntask)
             else:
-                kern.ce_prob_serial(x, q, w, pb.eps, pb.zl, scale, loss, g, want_grad)
+                kern.ce_prob_serial(x, q, w, pb.eps, pb.zl, scale, loss, total, g, want_grad)
+    if tg.kind == "prob":
+        _check_probabilities(np, q, total)
     return loss, g
 
 
@@ -496,7 +519,9 @@ def cross_entropy(
         and is returned as ``dlogits``. A training loop that passes the same array at
         every step saves allocating (and first touching) a new gradient each time; for
         NumPy float32/float64 logits with the classes on the last axis and a
-        C-contiguous ``grad_out`` the kernel writes into it directly.
+        C-contiguous ``grad_out`` the kernel writes into it directly (so that if the
+        call raises because probability targets are not distributions, checked as the
+        kernel reads them, its content is unspecified).
     implementation : {"auto", "reference", "numba"}
         Force a code path (for tests and benchmarks).
 
@@ -588,6 +613,8 @@ def cross_entropy(
         direct = _direct_grad(pb, grad_out)
         rows, g = _ce_numba(pb, scale, bool(return_grad), direct)
     else:
+        if pb.tg.kind == "prob":
+            _check_probabilities(pb.xp, pb.tg.q)
         rows, g = _ce_reference(pb, scale, bool(return_grad))
     loss = _reduce(pb.xp, rows, pb.reduction, pb.tg.norm, pb.batch, pb.dtype)
     if not return_grad:

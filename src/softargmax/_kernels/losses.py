@@ -55,7 +55,10 @@ relative accuracy. The gradient pass also runs in the input's dtype, its coeffic
 rounded to it (about ``3 u`` per entry, absolutely).
 
 Validation happens in the public layer: the kernels assume C-contiguous arrays of one
-floating dtype, in-range targets and finite, non-negative weights.
+floating dtype, in-range targets and finite, non-negative weights. Probability targets
+are the exception: the ``ce_prob*`` kernels return each row's sum of ``q`` (NaN for a
+row with a NaN or negative entry), which the public layer checks after the call, so that
+``q`` is read once.
 """
 
 from __future__ import annotations
@@ -218,20 +221,27 @@ def _grad_pass(g, one, k, su):  # type: ignore[no-untyped-def]
 
 @nb.njit(cache=True, fastmath=_FLAGS)
 def _prob_targets(x, q, w, eps, m, n_classes):  # type: ignore[no-untyped-def]
-    """``(A, sum_c t_c (m - x_c))`` over ``t_c != 0`` (a zero target never meets -inf),
-    ``t_c = w_c ((1 - eps) q_c + eps / n_classes)``."""
+    """``(A, sum_c t_c (m - x_c), sum_c q_c, n_bad)`` with the first sum over
+    ``t_c != 0`` (a zero target never meets -inf),
+    ``t_c = w_c ((1 - eps) q_c + eps / n_classes)``, and ``n_bad`` the number of
+    entries ``q_c`` that are NaN or negative (the validation's statistics)."""
     n = x.shape[0]
     weighted = w.shape[0] > 0
     big_a = 0.0
     cross = 0.0
+    total = 0.0
+    n_bad = 0.0
     for c in range(n):
-        t = (1.0 - eps) * q[c] + eps / n_classes
+        qc = q[c]
+        total += qc
+        n_bad += 0.0 if qc >= 0 else 1.0
+        t = (1.0 - eps) * qc + eps / n_classes
         if weighted:
             t *= w[c]
         big_a += t
         d = np.float64(m) - np.float64(x[c])
         cross += t * d if t != 0 else 0.0
-    return big_a, cross
+    return big_a, cross, total, n_bad
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
@@ -354,18 +364,21 @@ def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untype
 
 @nb.njit(cache=True)
 def _prob_row(x, q, w, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped-def]
-    """As :func:`_index_row` for probability targets ``q`` and class weights ``w``."""
+    """As :func:`_index_row` for probability targets ``q`` and class weights ``w``;
+    returns ``(loss, sum_c q_c)``, the sum NaN if an entry of ``q`` is NaN or negative."""
     m = _row_max(x, one)
-    big_a, cross = _prob_targets(x, q, w, eps, m if _finite(m) else one - one, x.shape[0])
+    big_a, cross, total, n_bad = _prob_targets(x, q, w, eps, m if _finite(m) else one - one, x.shape[0])
+    if n_bad > 0:
+        total = np.nan
     if big_a == 0:
         if grad:
             _fill(g, 0.0)
-        return 0.0
+        return 0.0, total
     if not _finite(m):
-        return _prob_special(x, q, w, eps, zl, scale, g, grad)
+        return _prob_special(x, q, w, eps, zl, scale, g, grad), total
     n0, rest = _row_exp(x, one, m, g, grad)
     if rest != rest:
-        return _prob_special(x, q, w, eps, zl, scale, g, grad)
+        return _prob_special(x, q, w, eps, zl, scale, g, grad), total
     log_s = _log_s(n0, rest)
     lse = m + log_s
     loss = big_a * log_s + cross
@@ -374,7 +387,7 @@ def _prob_row(x, q, w, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped
     if grad:
         k = scale * (big_a + 2.0 * zl * big_a * lse) / (n0 + rest)
         _prob_grad_pass(g, q, w, eps, k, scale, x.shape[0])
-    return loss
+    return loss, total
 
 
 @nb.njit(cache=True)
@@ -387,12 +400,12 @@ def _index_rows(x, y, a, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore
 
 
 @nb.njit(cache=True)
-def _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore[no-untyped-def]
+def _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, r0, r1):  # type: ignore[no-untyped-def]
     one = np.ones(1, dtype=x.dtype)[0]
     empty = np.empty(0, dtype=x.dtype)
     for i in range(r0, r1):
         gi = g[i] if grad else empty
-        loss[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one)
+        loss[i], qsum[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one)
 
 
 @nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy")  # (special rows divide by 0: redone)
@@ -466,11 +479,12 @@ def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # typ
 
 
 @nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy")  # (special rows divide by 0: redone)
-def _short_prob_tasks(x, q, w, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # type: ignore[no-untyped-def]
+def _short_prob_tasks(x, q, w, eps, zl, scale, loss, qsum, g, grad, rpb, b0, b1):  # type: ignore[no-untyped-def]
     """:func:`_short_ce_tasks` for probability targets ``q`` and class weights ``w`` (or
     empty): after the core passes over a transposed block, the targets
     ``t_c = w_c ((1 - eps) q_c + eps / K)``, their total ``A`` and the cross term
-    ``sum_c t_c (m - x_c)`` (over ``t_c != 0``) in loops across the block's rows, then the
+    ``sum_c t_c (m - x_c)`` (over ``t_c != 0``) in loops across the block's rows, with
+    the row sums of ``q`` (NaN for a row with a NaN or negative entry), then the
     loss ``A log s + cross (+ z_loss A lse**2)`` and the gradient
     ``k exp(x - m) - scale t``. Rows with NaN, ``+inf`` or no finite max are redone by
     :func:`_prob_special`; a row with ``A = 0`` gets 0 whatever its logits hold."""
@@ -482,8 +496,11 @@ def _short_prob_tasks(x, q, w, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # t
     gflat = g.reshape(g.size)
     xt, et, m, mm, n0, rest = _short_scratch(x, rpb)
     tt = np.empty(rpb * k)  # the block's targets, transposed as xt
+    qt = np.empty(rpb * k, dtype=q.dtype)  # the block's q, transposed as xt
     big_a = np.empty(rpb)
     cross = np.empty(rpb)
+    total = np.empty(rpb)
+    n_bad = np.empty(rpb)
     kc = np.empty(rpb)
     weighted = w.shape[0] > 0
     keep = 1.0 - eps
@@ -495,19 +512,31 @@ def _short_prob_tasks(x, q, w, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # t
         nr = r1 - r0
         _short_block(xflat[r0 * k:r1 * k], one, 1.0, 0.0, LOGSUMEXP, nr, k, xt, et, m, mm, n0, rest)
         qf = qflat[r0 * k:r1 * k]
+        for j in range(k):  # transposed as x (a loop of its own: strided reads)
+            qj = qt[j * nr:(j + 1) * nr]
+            for r in range(nr):
+                qj[r] = qf[r * k + j]
         for r in range(nr):
             big_a[r] = 0.0
             cross[r] = 0.0
+            total[r] = 0.0
+            n_bad[r] = 0.0
         for j in range(k):
             wj = w[j] if weighted else 1.0
             xj = xt[j * nr:(j + 1) * nr]
+            qj = qt[j * nr:(j + 1) * nr]
             tj = tt[j * nr:(j + 1) * nr]
             for r in range(nr):
-                t = (keep * qf[r * k + j] + uniform) * wj
+                qv = qj[r]
+                total[r] += qv
+                n_bad[r] += 0.0 if qv >= 0 else 1.0
+                t = (keep * qv + uniform) * wj
                 tj[r] = t
                 big_a[r] += t
                 d = np.float64(mm[r]) - np.float64(xj[r])
                 cross[r] += t * d if t != 0 else 0.0  # (a zero target never meets -inf)
+        for r in range(nr):
+            qsum[r0 + r] = total[r] if n_bad[r] == 0 else np.nan
         for r in range(nr):  # a loop of its own, as in the core: vectorised
             rest[r] /= big
             log_s = _log_s(n0[r], rest[r])
@@ -541,7 +570,7 @@ def _short_prob_tasks(x, q, w, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # t
 
 # --------------------------------------------------------------------------- cross_entropy
 _CE_INDEX = ("X", "I", "D", "f8", "f8", "f8", "DW", "G", "b1")
-_CE_PROB = ("X", "X", "D", "f8", "f8", "f8", "DW", "G", "b1")
+_CE_PROB = ("X", "X", "D", "f8", "f8", "f8", "DW", "DW", "G", "b1")
 
 
 @nb.njit(_sigs(*_CE_INDEX, "i8"), cache=True, parallel=True)
@@ -564,17 +593,22 @@ def ce_index_serial(x, y, a, eps, zl, scale, loss, g, grad):  # type: ignore[no-
 
 
 @nb.njit(_sigs(*_CE_PROB, "i8"), cache=True, parallel=True)
-def ce_prob(x, q, w, eps, zl, scale, loss, g, grad, ntask):  # type: ignore[no-untyped-def]
-    """As :func:`ce_index` for probability targets ``q`` and class weights ``w`` (or empty)."""
+def ce_prob(x, q, w, eps, zl, scale, loss, qsum, g, grad, ntask):  # type: ignore[no-untyped-def]
+    """As :func:`ce_index` for probability targets ``q`` and class weights ``w`` (or empty).
+
+    Also writes the validation's statistics: ``qsum[i]`` is the sum of row ``q[i]``, NaN
+    if the row holds a NaN or negative entry (the caller checks them after the call:
+    ``q`` is read once).
+    """
     n = x.shape[0]
     for t in nb.prange(ntask):
-        _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, t * n // ntask, (t + 1) * n // ntask)
+        _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, t * n // ntask, (t + 1) * n // ntask)
 
 
 @nb.njit(_sigs(*_CE_PROB), cache=True)
-def ce_prob_serial(x, q, w, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
+def ce_prob_serial(x, q, w, eps, zl, scale, loss, qsum, g, grad):  # type: ignore[no-untyped-def]
     """:func:`ce_prob` on the calling thread."""
-    _prob_rows(x, q, w, eps, zl, scale, loss, g, grad, 0, x.shape[0])
+    _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, 0, x.shape[0])
 
 
 @nb.njit(_sigs(*_CE_INDEX, "i8", "i8"), cache=True, parallel=True)
@@ -593,18 +627,18 @@ def ce_short_serial(x, y, a, eps, zl, scale, loss, g, grad, rpb):  # type: ignor
 
 
 @nb.njit(_sigs(*_CE_PROB, "i8", "i8"), cache=True, parallel=True)
-def ce_prob_short(x, q, w, eps, zl, scale, loss, g, grad, rpb, ntask):  # type: ignore[no-untyped-def]
+def ce_prob_short(x, q, w, eps, zl, scale, loss, qsum, g, grad, rpb, ntask):  # type: ignore[no-untyped-def]
     """:func:`ce_prob` for rows shorter than ``core.SHORT``, in blocks of ``rpb`` rows
     (:func:`_short_prob_tasks`) split into ``ntask`` parallel ranges."""
     nb_ = -(-x.shape[0] // rpb)
     for t in nb.prange(ntask):
-        _short_prob_tasks(x, q, w, eps, zl, scale, loss, g, grad, rpb, t * nb_ // ntask, (t + 1) * nb_ // ntask)
+        _short_prob_tasks(x, q, w, eps, zl, scale, loss, qsum, g, grad, rpb, t * nb_ // ntask, (t + 1) * nb_ // ntask)
 
 
 @nb.njit(_sigs(*_CE_PROB, "i8"), cache=True)
-def ce_prob_short_serial(x, q, w, eps, zl, scale, loss, g, grad, rpb):  # type: ignore[no-untyped-def]
+def ce_prob_short_serial(x, q, w, eps, zl, scale, loss, qsum, g, grad, rpb):  # type: ignore[no-untyped-def]
     """:func:`ce_prob_short` on the calling thread."""
-    _short_prob_tasks(x, q, w, eps, zl, scale, loss, g, grad, rpb, 0, -(-x.shape[0] // rpb))
+    _short_prob_tasks(x, q, w, eps, zl, scale, loss, qsum, g, grad, rpb, 0, -(-x.shape[0] // rpb))
 
 
 # --------------------------------------------------------------------------- linear_cross_entropy
@@ -698,7 +732,7 @@ def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: igno
     wc = w[v0:v0 + n] if w.shape[0] > 0 else w
     for i in range(z.shape[0]):
         _chunk_row(z, b, one, i, m, r)
-        sa, minus_tx = _prob_targets(z[i], q[i, v0:v0 + n], wc, eps, one - one, n_classes)
+        sa, minus_tx, _, _ = _prob_targets(z[i], q[i, v0:v0 + n], wc, eps, one - one, n_classes)
         big_a[i] += sa
         tx[i] -= minus_tx
 
