@@ -40,7 +40,6 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 
 import argparse  # noqa: E402
 import json  # noqa: E402
-import platform  # noqa: E402
 import resource  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
@@ -290,9 +289,13 @@ def main() -> int:
     import numba
     import torch
 
-    print(f"softargmax losses benchmark: {THREADS} threads (torch, numba, BLAS); {platform.processor() or platform.machine()}")
+    from softargmax.bench import machine_info
+
+    m = machine_info()
+    print(f"softargmax losses benchmark: {THREADS} threads (torch, numba, BLAS); "
+          f"{m['cpu']} ({m['simd']}, {m.get('cpu_target', '?')}), {m['cores']} cores")
     print(f"numpy {np.__version__}, numba {numba.__version__}, torch {torch.__version__}")
-    results: dict[str, Any] = {"threads": THREADS, "machine": platform.machine(), "torch": torch.__version__}
+    results: dict[str, Any] = {"threads": THREADS, "machine": m, "torch": torch.__version__}
     if args.only in (None, "cross_entropy"):
         print("\ncross_entropy (mean; class indices or probabilities) vs torch.nn.functional.cross_entropy")
         if args.quick:

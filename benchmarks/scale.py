@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -272,10 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="benchmarks/results/scale.json")
     args = parser.parse_args(argv)
 
-    result: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                                "load_before": os.getloadavg(), "numpy": np.__version__},
+    from softargmax.bench import machine_info
+
+    m = machine_info()
+    result: dict = {"machine": {**m, "load_before": os.getloadavg()},
                     "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
-    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    print(f"{m['cpu']} ({m['simd']}, {m.get('cpu_target', '?')}), {m['cores']} cores; "
+          f"load average before: {os.getloadavg()[0]:.1f}")
     if "streaming" not in args.skip:
         result["streaming"] = bench_streaming(args)
         print(f"\n{'streaming case (best of --rounds)':<58}{'GB':>7}{'s':>9}{'GB/s':>8}{'vs floor':>10}"

@@ -42,6 +42,25 @@ def test_run_bench_times_every_implementation_and_renders_the_table():
     assert "| 300x16:0 | float64 | logsumexp | fresh |" in table
 
 
+def test_machine_info_names_the_vector_extension_and_the_compile_target():
+    """The kernels' ratios to peers depend on the SIMD width that numba compiles for:
+    the machine record names it (from the CPU's flags) and LLVM's CPU name, and the
+    README table's header line shows both."""
+    import llvmlite.binding
+
+    m = bench.machine_info()
+    assert m["simd"] in ("AVX-512", "AVX2", "NEON", "unknown")
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    if " avx512f" in flags:
+        assert m["simd"] == "AVX-512"
+    elif " avx2" in flags:
+        assert m["simd"] == "AVX2"
+    assert m["cpu_target"] == llvmlite.binding.get_host_cpu_name()
+    table = bench.render_markdown({"machine": m, "results": []})
+    assert f"({m['simd']}, {m['cpu_target']})" in table.splitlines()[0]
+
+
 def test_cli_bench_writes_json_and_markdown(tmp_path, capsys):
     js, md = tmp_path / "b.json", tmp_path / "b.md"
     argv = ["bench", "--shapes", "8x100", "--dtypes", "float32", "--functions", "log_softmax",

@@ -84,18 +84,30 @@ class Result:
 
 # --------------------------------------------------------------------------- machine
 def machine_info() -> dict[str, Any]:
-    """CPU model, core count and library versions, for the JSON and the README."""
+    """CPU model, core count and library versions, for the JSON and the README.
+
+    ``cpu_target`` is the CPU that numba compiles the kernels for (LLVM's name, such as
+    ``znver3``) and ``simd`` the widest vector extension the CPU reports: a virtual
+    machine's model name ("AMD EPYC") may hide which generation, hence how many lanes
+    the kernels run, and the ratios to peers depend on it.
+    """
     cpu = platform.processor() or platform.machine()
+    flags: set[str] = set()
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 if line.startswith("model name"):
                     cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
                     break
     except OSError:
         pass
+    simd = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("asimd", "NEON"))
+                 if flag in flags), "unknown")
     info: dict[str, Any] = {
         "cpu": cpu,
+        "simd": simd,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
@@ -104,6 +116,10 @@ def machine_info() -> dict[str, Any]:
     for mod in ("numba", "scipy", "torch", "jax"):
         with contextlib.suppress(ImportError):
             info[mod] = __import__(mod).__version__
+    with contextlib.suppress(ImportError):
+        from llvmlite import binding
+
+        info["cpu_target"] = binding.get_host_cpu_name()
     with contextlib.suppress(OSError):
         info["load_avg"] = os.getloadavg()
     return info
@@ -405,7 +421,8 @@ def render_markdown(data: dict[str, Any] | str) -> str:
     peers = ["torch", "jax (jit)", "scipy", "numpy naive"]
     lines = []
     m = data.get("machine", {})
-    lines.append(f"Machine: {m.get('cpu', '?')}, {m.get('cores', '?')} cores; "
+    target = f" ({m['simd']}, {m.get('cpu_target', '?')})" if "simd" in m else ""
+    lines.append(f"Machine: {m.get('cpu', '?')}{target}, {m.get('cores', '?')} cores; "
                  f"numpy {m.get('numpy', '?')}, numba {m.get('numba', '-')}, "
                  f"torch {m.get('torch', '-')}, jax {m.get('jax', '-')}, scipy {m.get('scipy', '-')}.")
     lines.append(f"Command: `{data.get('command', 'softargmax bench')}`")
