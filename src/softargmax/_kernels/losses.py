@@ -408,6 +408,13 @@ def _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, r0, r1):  # type: i
         loss[i], qsum[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one)
 
 
+@nb.njit(inline="always")
+def _normal(m, rest, r):  # type: ignore[no-untyped-def]
+    """Row ``r`` of a short block has a finite max and a sum that is not NaN (the others
+    are redone by the special-row routines)."""
+    return _finite(m[r]) and rest[r] == rest[r]
+
+
 @nb.njit(cache=True, fastmath=_FLAGS, error_model="numpy")  # (special rows divide by 0: redone)
 def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # type: ignore[no-untyped-def]
     """Blocks ``b0..b1`` of ``rpb`` short rows (class indices): the core short-row
@@ -456,7 +463,7 @@ def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # typ
             kc[r] = kr / ((n0[r] + rest[r]) * big)
         special = False
         for r in range(nr):
-            special |= not (_finite(m[r]) and rest[r] == rest[r])
+            special |= not _normal(m, rest, r)
         if grad:
             of = gflat[r0 * k:r1 * k]
             for j in range(k):
@@ -467,7 +474,7 @@ def _short_ce_tasks(x, y, a, eps, zl, scale, loss, g, grad, rpb, b0, b1):  # typ
                 of[r * k + yb[r]] -= sy[r]
         if special:
             for r in range(r0, r1):
-                if not (_finite(m[r - r0]) and rest[r - r0] == rest[r - r0]):
+                if not _normal(m, rest, r - r0):
                     gi = g[r] if grad else empty
                     ar = _weight(a, r)
                     if ar == 0:
@@ -548,7 +555,7 @@ def _short_prob_tasks(x, q, w, eps, zl, scale, loss, qsum, g, grad, rpb, b0, b1)
             kc[r] = scale * (big_a[r] + 2.0 * zl * big_a[r] * lse) / ((n0[r] + rest[r]) * big)
         special = False
         for r in range(nr):
-            special |= not (_finite(m[r]) and rest[r] == rest[r])
+            special |= not _normal(m, rest, r)
         if grad:
             of = gflat[r0 * k:r1 * k]
             for j in range(k):
@@ -558,7 +565,7 @@ def _short_prob_tasks(x, q, w, eps, zl, scale, loss, qsum, g, grad, rpb, b0, b1)
                     of[r * k + j] = ej[r] * kc[r] - scale * tj[r]
         if special:
             for r in range(r0, r1):
-                if not (_finite(m[r - r0]) and rest[r - r0] == rest[r - r0]):
+                if not _normal(m, rest, r - r0):
                     gi = g[r] if grad else empty
                     if big_a[r - r0] == 0:
                         loss[r] = 0.0
