@@ -176,7 +176,7 @@ def _targets(
     """Validate ``target`` against ``batch + (c,)`` logits whose class axis is ``class_axis``.
 
     ``defer``: leave the check that probability rows are distributions to the caller
-    (:func:`check_probabilities`, after a kernel that reads them anyway has summed them).
+    (:func:`_check_probabilities`, after a kernel that reads them anyway has summed them).
     """
     n = math.prod(batch)
     kind = _classify(xp, target.dtype)
