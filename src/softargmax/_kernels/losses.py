@@ -245,15 +245,20 @@ def _prob_targets(x, q, w, eps, m, n_classes):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _prob_grad_pass(g, q, w, eps, k, scale, n_classes):  # type: ignore[no-untyped-def]
-    """``g = k * g - scale * t`` for probability targets."""
-    n = g.shape[0]
-    weighted = w.shape[0] > 0
-    for c in range(n):
-        t = (1.0 - eps) * q[c] + eps / n_classes
-        if weighted:
-            t *= w[c]
-        g[c] = k * g[c] - scale * t
+def _prob_grad_pass(g, q, w, eps, k, scale, n_classes, one):  # type: ignore[no-untyped-def]
+    """``g = k * g - scale * t`` for probability targets, in ``g``'s dtype (as
+    :func:`_grad_pass`; float32 keeps its SIMD width): ``scale * t_c`` is
+    ``w_c (a q_c + b)`` with ``a = scale (1 - eps)`` and ``b = scale eps / n_classes``
+    rounded to it."""
+    kk = _like(k, one)
+    a = _like(scale * (1.0 - eps), one)
+    b = _like(scale * eps / n_classes, one)
+    if w.shape[0] > 0:
+        for c in range(g.shape[0]):
+            g[c] = kk * g[c] - _like(w[c], one) * (a * q[c] + b)
+    else:
+        for c in range(g.shape[0]):
+            g[c] = kk * g[c] - (a * q[c] + b)
 
 
 # --------------------------------------------------------------------------- special rows
@@ -386,7 +391,7 @@ def _prob_row(x, q, w, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped
         loss += zl * big_a * lse * lse
     if grad:
         k = scale * (big_a + 2.0 * zl * big_a * lse) / (n0 + rest)
-        _prob_grad_pass(g, q, w, eps, k, scale, x.shape[0])
+        _prob_grad_pass(g, q, w, eps, k, scale, x.shape[0], one)
     return loss, total
 
 
@@ -788,4 +793,4 @@ def lce_bwd_prob(z, b, v0, q, w, eps, n_classes, big_a, m, s, k, scale):  # type
         if has_b:
             _add_bias(z[i], b)
         _exp_grad_pass(z[i], one, m[i], 1.0, 0.0)
-        _prob_grad_pass(z[i], q[i, v0:v0 + n], wc, eps, k[i] / s[i], scale, n_classes)
+        _prob_grad_pass(z[i], q[i, v0:v0 + n], wc, eps, k[i] / s[i], scale, n_classes, one)
