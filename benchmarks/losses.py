@@ -289,11 +289,10 @@ def main() -> int:
     import numba
     import torch
 
-    from softargmax.bench import machine_info
+    from softargmax.bench import describe_machine, machine_info
 
     m = machine_info()
-    print(f"softargmax losses benchmark: {THREADS} threads (torch, numba, BLAS); "
-          f"{m['cpu']} ({m['simd']}, {m.get('cpu_target', '?')}), {m['cores']} cores")
+    print(f"softargmax losses benchmark: {THREADS} threads (torch, numba, BLAS); {describe_machine(m)}")
     print(f"numpy {np.__version__}, numba {numba.__version__}, torch {torch.__version__}")
     results: dict[str, Any] = {"threads": THREADS, "machine": m, "torch": torch.__version__}
     if args.only in (None, "cross_entropy"):

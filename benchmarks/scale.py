@@ -271,13 +271,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="benchmarks/results/scale.json")
     args = parser.parse_args(argv)
 
-    from softargmax.bench import machine_info
+    from softargmax.bench import describe_machine, machine_info
 
     m = machine_info()
     result: dict = {"machine": {**m, "load_before": os.getloadavg()},
                     "command": " ".join([os.path.basename(sys.executable), *sys.argv])}
-    print(f"{m['cpu']} ({m['simd']}, {m.get('cpu_target', '?')}), {m['cores']} cores; "
-          f"load average before: {os.getloadavg()[0]:.1f}")
+    print(f"{describe_machine(m)}; load average before: {os.getloadavg()[0]:.1f}")
     if "streaming" not in args.skip:
         result["streaming"] = bench_streaming(args)
         print(f"\n{'streaming case (best of --rounds)':<58}{'GB':>7}{'s':>9}{'GB/s':>8}{'vs floor':>10}"

@@ -844,6 +844,30 @@ def test_linear_cross_entropy_bad_input(kwargs, error, match):
         linear_cross_entropy(**kw)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("chunk", [7, 64])
+def test_linear_cross_entropy_checks_probability_targets(impl, chunk):
+    """Probability targets that are not distributions are refused on both paths, the
+    kernels' row sums added up over vocabulary chunks (chunk 7 splits each row over 8
+    chunks dealt to several threads; 64 holds all 50 classes), with the same messages
+    as cross_entropy's."""
+    h, w, b, q = lce_problem("prob")
+    linear_cross_entropy(h, w, q, bias=b, chunk_size=chunk, implementation=impl)  # valid
+    for bad, match in ((1.01, "sum to 1.*off by 0.01"), (np.nan, "finite and >= 0"),
+                       (np.inf, "finite and >= 0"), (-0.5, "finite and >= 0")):
+        qb = q.copy()
+        if bad == 1.01:
+            qb[4] *= bad
+        else:  # an entry in the last chunk, its neighbour keeping a finite row's sum at 1
+            qb[4, 48] = bad
+            if np.isfinite(bad):
+                qb[4, 47] += q[4, 48] - bad
+        with pytest.raises(ValueError, match=match):
+            linear_cross_entropy(h, w, qb, bias=b, chunk_size=chunk, implementation=impl, return_grad=True)
+    with pytest.raises(ValueError, match="sum to 1.*off by inf"):
+        linear_cross_entropy(h, w, np.full_like(q, 1e308), chunk_size=chunk, implementation=impl)
+
+
 def test_importing_the_losses_does_not_import_numba():
     import os
     import subprocess

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Case", "machine_info", "register_cli", "render_markdown", "run", "run_bench", "time_rounds"]
+__all__ = ["Case", "describe_machine", "machine_info", "register_cli", "render_markdown", "run", "run_bench", "time_rounds"]
 
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 FULL_SHAPES = ["2048x32000", "65536x1024", "1000000x10", "64x1000000", "32000x2048:0"]
@@ -123,6 +123,13 @@ def machine_info() -> dict[str, Any]:
     with contextlib.suppress(OSError):
         info["load_avg"] = os.getloadavg()
     return info
+
+
+def describe_machine(m: dict[str, Any]) -> str:
+    """``"AMD EPYC (AVX2, znver3), 2 cores"`` from :func:`machine_info`'s dict (records
+    made before it named the SIMD extension give the model and cores only)."""
+    target = f" ({m['simd']}, {m.get('cpu_target', '?')})" if "simd" in m else ""
+    return f"{m.get('cpu', '?')}{target}, {m.get('cores', '?')} cores"
 
 
 # --------------------------------------------------------------------------- timing
@@ -421,8 +428,7 @@ def render_markdown(data: dict[str, Any] | str) -> str:
     peers = ["torch", "jax (jit)", "scipy", "numpy naive"]
     lines = []
     m = data.get("machine", {})
-    target = f" ({m['simd']}, {m.get('cpu_target', '?')})" if "simd" in m else ""
-    lines.append(f"Machine: {m.get('cpu', '?')}{target}, {m.get('cores', '?')} cores; "
+    lines.append(f"Machine: {describe_machine(m)}; "
                  f"numpy {m.get('numpy', '?')}, numba {m.get('numba', '-')}, "
                  f"torch {m.get('torch', '-')}, jax {m.get('jax', '-')}, scipy {m.get('scipy', '-')}.")
     lines.append(f"Command: `{data.get('command', 'softargmax bench')}`")

@@ -171,12 +171,12 @@ def _targets(
     ignore_index: int | None,
     dtype: Any,
     who: str,
-    defer: bool = False,
 ) -> _Targets:
     """Validate ``target`` against ``batch + (c,)`` logits whose class axis is ``class_axis``.
 
-    ``defer``: leave the check that probability rows are distributions to the caller
-    (:func:`_check_probabilities`, after a kernel that reads them anyway has summed them).
+    Except that probability rows are distributions: the callers check that with
+    :func:`_check_probabilities`, the kernel paths from the row sums that their kernels
+    compute as they read the targets anyway.
     """
     n = math.prod(batch)
     kind = _classify(xp, target.dtype)
@@ -226,8 +226,6 @@ def _targets(
         if class_axis != len(batch):
             q = xp.moveaxis(q, class_axis, -1)
         q = xp.reshape(q, (n, c))
-        if not defer:
-            _check_probabilities(xp, q)
         return _Targets("prob", None, None, q, w, float(n))
     msg = f"target must be integer class indices or floating probabilities, got dtype {tname}"
     raise TypeError(msg)
@@ -329,9 +327,8 @@ def _prepare(
     z_loss: Any,
     name: str,
 ) -> _Problem:
-    """Validate the arguments of :func:`cross_entropy` / :func:`nll_loss`, except that
-    probability rows are distributions: the caller checks that (:func:`_check_probabilities`),
-    where the kernels read the targets anyway."""
+    """Validate the arguments of :func:`cross_entropy` / :func:`nll_loss` (probability
+    rows are distributions: checked by the caller, see :func:`_targets`)."""
     eps, reduction, zl = _options(label_smoothing, reduction, z_loss)
     ignore = _ignore(ignore_index)
     xp, (logits, target, weight) = get_namespace(logits, target, weight)
@@ -339,7 +336,7 @@ def _prepare(
     ax = _class_axis(axis, work.ndim)
     c = int(work.shape[ax])
     batch = tuple(int(s) for i, s in enumerate(work.shape) if i != ax)
-    tg = _targets(xp, target, batch, c, ax, weight, ignore, work.dtype, name, defer=True)
+    tg = _targets(xp, target, batch, c, ax, weight, ignore, work.dtype, name)
     x = work if ax == work.ndim - 1 else xp.moveaxis(work, ax, -1)
     x = xp.reshape(x, (math.prod(batch), c))
     return _Problem(xp, x, tg, batch, ax, dtype, eps, zl, reduction)
@@ -1021,13 +1018,17 @@ def _lce_numba(lp: _Linear, scale: float, want_grad: bool) -> tuple[Any, ...]:
         w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
 
         def forward_prob(group: list[tuple[int, int]], state: dict[str, Any]) -> tuple[np.ndarray, ...]:
-            m, r, a, tx = np.full(n, -np.inf, dtype=dt), np.zeros(n), np.zeros(n), np.zeros(n)
+            m, r, a, tx, qs = np.full(n, -np.inf, dtype=dt), np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
             for v0, v1 in group:
                 z, b = logits(state, v0, v1)
-                kern.lce_fwd_prob(z, b, v0, q, w, eps, v, m, r, a, tx)
-            return m, r, a, tx
+                kern.lce_fwd_prob(z, b, v0, q, w, eps, v, m, r, a, tx, qs)
+            return m, r, a, tx, qs
 
         parts = run_tasks(groups, forward_prob, threads)
+        total = np.zeros(n)  # q's row sums (NaN for bad entries), before any backward work
+        for p in parts:
+            total += p[4]
+        _check_probabilities(np, q, total)
         m, r = _merge_states([p[0] for p in parts], [p[1] for p in parts])
         big_a = sum(p[2] for p in parts)
         with np.errstate(all="ignore"):
@@ -1198,6 +1199,8 @@ def linear_cross_entropy(
     if kernel is not None:
         res = _lce_numba(lp, scale, bool(return_grad))
     else:
+        if lp.tg.kind == "prob":
+            _check_probabilities(xp, lp.tg.q)
         res = _lce_reference(lp, scale, bool(return_grad))
     loss = _reduce(xp, res[0], lp.reduction, lp.tg.norm, lp.batch, lp.dtype)
     if not return_grad:

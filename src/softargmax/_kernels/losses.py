@@ -56,9 +56,9 @@ rounded to it (about ``3 u`` per entry, absolutely).
 
 Validation happens in the public layer: the kernels assume C-contiguous arrays of one
 floating dtype, in-range targets and finite, non-negative weights. Probability targets
-are the exception: the ``ce_prob*`` kernels return each row's sum of ``q`` (NaN for a
-row with a NaN or negative entry), which the public layer checks after the call, so that
-``q`` is read once.
+are the exception: the ``ce_prob*`` and ``lce_fwd_prob`` kernels return each row's sum
+of ``q`` (NaN for a row with a NaN or negative entry), which the public layer checks
+after the call, so that ``q`` is read once.
 """
 
 from __future__ import annotations
@@ -730,23 +730,25 @@ def lce_fwd_index(z, b, v0, y, a, eps, m, r, xy, sx):  # type: ignore[no-untyped
 
 
 @nb.njit(
-    _sigs("G", "V", "i8", "X", "D", "f8", "i8", "VW", "DW", "DW", "DW"),
+    _sigs("G", "V", "i8", "X", "D", "f8", "i8", "VW", "DW", "DW", "DW", "DW"),
     cache=True, nogil=True,
 )
-def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx):  # type: ignore[no-untyped-def]
+def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx, qs):  # type: ignore[no-untyped-def]
     """Probability-target version of :func:`lce_fwd_index`.
 
     Accumulates ``big_a[i] += sum_c t_c`` and ``tx[i] += sum_c t_c x_c`` (``t_c != 0``
-    only) with ``t_c = w_c ((1 - eps) q_c + eps / n_classes)``.
+    only) with ``t_c = w_c ((1 - eps) q_c + eps / n_classes)``, and for the validation
+    ``qs[i] += sum_c q_c`` (NaN if an entry is NaN or negative).
     """
     n = z.shape[1]
     one = np.ones(1, dtype=z.dtype)[0]
     wc = w[v0:v0 + n] if w.shape[0] > 0 else w
     for i in range(z.shape[0]):
         _chunk_row(z, b, one, i, m, r)
-        sa, minus_tx, _, _ = _prob_targets(z[i], q[i, v0:v0 + n], wc, eps, one - one, n_classes)
+        sa, minus_tx, total, n_bad = _prob_targets(z[i], q[i, v0:v0 + n], wc, eps, one - one, n_classes)
         big_a[i] += sa
         tx[i] -= minus_tx
+        qs[i] += total if n_bad == 0 else np.nan
 
 
 @nb.njit(
