@@ -285,6 +285,34 @@ def test_exp_edges():
         np.testing.assert_allclose(out[6:], np.exp(z[6:]), rtol=1e-8 if low else 2e-16)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_prefetch_lowers_to_an_instruction_and_changes_nothing(dtype):
+    import numba
+    from numba.core.errors import TypingError
+
+    from softargmax._kernels._exp import prefetch
+
+    @numba.njit
+    def total(a, ahead):
+        s = 0.0
+        for i in range(a.shape[0]):
+            prefetch(ahead, i % ahead.shape[0])
+            s += a[i]
+        return s
+
+    a = np.arange(1000, dtype=dtype)
+    assert total(a, a[:10]) == a.sum(dtype=np.float64)
+    asm = next(iter(total.inspect_asm().values()))
+    assert "prefetch" in asm
+
+    @numba.njit
+    def two_d(a):
+        prefetch(a, 0)
+
+    with pytest.raises(TypingError):
+        two_d(np.zeros((2, 2), dtype=dtype))
+
+
 # --------------------------------------------------------------------------- agreement
 def _compare(got: np.ndarray, ref: np.ndarray, dtype: type) -> None:
     got = np.asarray(got, dtype=np.float64)

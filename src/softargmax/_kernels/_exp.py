@@ -43,7 +43,7 @@ from numba.extending import intrinsic
 
 __all__ = [
     "exp32", "exp32f", "exp32f_2p64", "exp32f_2p64_1", "exp64", "exp_array", "exp_array32", "fma",
-    "log1p_sum", "log_array", "maxnum",
+    "log1p_sum", "log_array", "maxnum", "prefetch",
 ]
 
 _FLOATS = (types.float32, types.float64)
@@ -83,6 +83,28 @@ def fma(typingctx, a, b, c):  # type: ignore[no-untyped-def]
         name = "llvm.fma.f64" if a == types.float64 else "llvm.fma.f32"
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lt, [lt, lt, lt]), name)
         return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def prefetch(typingctx, a, i):  # type: ignore[no-untyped-def]
+    """``llvm.prefetch`` of ``a[i]``'s cache line for reading, into every cache level: a
+    hint (no fault, no effect on results) that lets a kernel busy with arithmetic have the
+    memory it reads next fetched meanwhile. ``a`` is a contiguous 1-D array."""
+    if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and isinstance(i, types.Integer)):
+        return None
+    sig = types.void(a, i)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [args[1]]), ir.IntType(8).as_pointer())
+        i32 = ir.IntType(32)
+        fnty = ir.FunctionType(ir.VoidType(), [ptr.type, i32, i32, i32])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.prefetch.p0")
+        # (read, locality 3: keep in all levels, data cache)
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
 
     return sig, codegen
 

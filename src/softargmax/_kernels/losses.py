@@ -7,6 +7,8 @@ Two families:
   one pass of the branch-free polynomial exp summing ``n0 + rest`` (and storing the
   exponentials in the gradient when it is asked for), and, for the gradient, one pass
   ``scale * (coef * p - t)`` while the row is still in cache; rows run in parallel.
+  The exp pass, bound by its arithmetic, prefetches the next row of its range (and its
+  target probabilities): the next max pass then reads from cache, not memory.
   Rows of fewer than ``core.SHORT`` classes run ``ce_short`` (index targets) or
   ``ce_prob_short`` (probabilities): the core short-row kernel's passes over transposed
   blocks of rows (vectorised across rows), then the loss and the gradient of the whole
@@ -69,7 +71,7 @@ import numba as nb
 import numpy as np
 from numba.extending import overload
 
-from ._exp import _TWO_M64_F, exp32f_2p64_1, exp64
+from ._exp import _TWO_M64_F, exp32f_2p64_1, exp64, prefetch
 from .core import (
     LOGSUMEXP,
     SUM_BLOCK,
@@ -145,7 +147,16 @@ _PART = 256  # entries summed in the input's dtype before the sum is widened (mo
 
 
 @nb.njit(inline="always")
-def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
+def _prefetch_part(ahead, lo, hi):  # type: ignore[no-untyped-def]
+    """Prefetch the cache lines of ``a[lo:hi]`` for each array ``a`` of the tuple ``ahead``."""
+    for a in ahead:
+        step = max(1, 64 // a.itemsize)  # entries per 64-byte cache line
+        for j in range(lo, min(hi, a.shape[0]), step):
+            prefetch(a, j)
+
+
+@nb.njit(inline="always")
+def _exp_loop(x, one, m, out, store, ahead, base):  # type: ignore[no-untyped-def]
     # The inner loop holds only x's dtype, so float32 runs 16 AVX-512 lanes (a float64
     # accumulator in it would halve the width): its partial sums are widened every _PART
     # entries. Without a store the terms are core._exp_sum's, scaled back once per part.
@@ -157,6 +168,9 @@ def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
     rest = 0.0
     unit = 1.0 if store else 1.0 / _store_unit(one)
     for lo in range(0, x.shape[0], _PART):
+        # this loop is bound by the exp's arithmetic: the next row's part is fetched
+        # meanwhile, so that its max pass reads it from cache instead of memory
+        _prefetch_part(ahead, base + lo, base + lo + _PART)
         xs = x[lo:lo + _PART]
         os = out[lo:lo + _PART] if store else out
         part = zero
@@ -175,17 +189,19 @@ def _exp_loop(x, one, m, out, store):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _block_exp(x, one, m, out, store):  # type: ignore[no-untyped-def]
+def _block_exp(x, one, m, out, store, ahead, base):  # type: ignore[no-untyped-def]
     """``(n0, rest)`` of ``exp(x - m)`` over a block: the entries equal to the max (each
     ``exp(0) = 1``) and the float64 sum of the others; stores each ``exp(x - m)`` in
-    ``out`` if ``store``. The shift is rounded once (see the module's notes)."""
+    ``out`` if ``store``. The shift is rounded once (see the module's notes). Prefetches
+    the arrays of the tuple ``ahead`` (what the caller reads next) from index ``base`` on,
+    as many entries as the block has."""
     if store:
-        return _exp_loop(x, one, m, out, True)
-    return _exp_loop(x, one, m, out, False)
+        return _exp_loop(x, one, m, out, True, ahead, base)
+    return _exp_loop(x, one, m, out, False, ahead, base)
 
 
 @nb.njit(cache=True)
-def _row_exp(x, one, m, out, store):  # type: ignore[no-untyped-def]
+def _row_exp(x, one, m, out, store, ahead):  # type: ignore[no-untyped-def]
     """:func:`_block_exp` over a whole row, the blocks' sums added with compensation."""
     n = x.shape[0]
     n0 = 0.0
@@ -193,7 +209,7 @@ def _row_exp(x, one, m, out, store):  # type: ignore[no-untyped-def]
     comp = 0.0
     for lo in range(0, n, SUM_BLOCK):
         hi = min(n, lo + SUM_BLOCK)
-        a, b = _block_exp(x[lo:hi], one, m, out[lo:hi] if store else out, store)
+        a, b = _block_exp(x[lo:hi], one, m, out[lo:hi] if store else out, store, ahead, lo)
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
     return n0, rest + comp
@@ -347,8 +363,9 @@ def _index_finish(x_y, below, n, a, eps, zl, scale, m, log_s):  # type: ignore[n
 
 
 @nb.njit(cache=True)
-def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped-def]
-    """Loss (returned) and, if ``grad``, gradient (into ``g``) of one row, class index ``y``."""
+def _index_row(x, y, a, eps, zl, scale, g, grad, one, ahead):  # type: ignore[no-untyped-def]
+    """Loss (returned) and, if ``grad``, gradient (into ``g``) of one row, class index ``y``;
+    prefetches the tuple of arrays ``ahead`` (the next row) as it goes."""
     if a == 0:
         if grad:
             _fill(g, 0.0)
@@ -356,7 +373,7 @@ def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untype
     m = _row_max(x, one)
     if not _finite(m):
         return _index_special(x, y, a, eps, zl, scale, g, grad)
-    n0, rest = _row_exp(x, one, m, g, grad)
+    n0, rest = _row_exp(x, one, m, g, grad, ahead)
     if rest != rest:
         return _index_special(x, y, a, eps, zl, scale, g, grad)
     below = _mean_below(x, m) if eps > 0 else 0.0
@@ -368,7 +385,7 @@ def _index_row(x, y, a, eps, zl, scale, g, grad, one):  # type: ignore[no-untype
 
 
 @nb.njit(cache=True)
-def _prob_row(x, q, w, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped-def]
+def _prob_row(x, q, w, eps, zl, scale, g, grad, one, ahead):  # type: ignore[no-untyped-def]
     """As :func:`_index_row` for probability targets ``q`` and class weights ``w``;
     returns ``(loss, sum_c q_c)``, the sum NaN if an entry of ``q`` is NaN or negative."""
     m = _row_max(x, one)
@@ -381,7 +398,7 @@ def _prob_row(x, q, w, eps, zl, scale, g, grad, one):  # type: ignore[no-untyped
         return 0.0, total
     if not _finite(m):
         return _prob_special(x, q, w, eps, zl, scale, g, grad), total
-    n0, rest = _row_exp(x, one, m, g, grad)
+    n0, rest = _row_exp(x, one, m, g, grad, ahead)
     if rest != rest:
         return _prob_special(x, q, w, eps, zl, scale, g, grad), total
     log_s = _log_s(n0, rest)
@@ -401,7 +418,8 @@ def _index_rows(x, y, a, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore
     empty = np.empty(0, dtype=x.dtype)
     for i in range(r0, r1):
         gi = g[i] if grad else empty
-        loss[i] = _index_row(x[i], y[i], _weight(a, i), eps, zl, scale, gi, grad, one)
+        j = min(i + 1, r1 - 1)  # the next row (the last one is in cache already)
+        loss[i] = _index_row(x[i], y[i], _weight(a, i), eps, zl, scale, gi, grad, one, (x[j],))
 
 
 @nb.njit(cache=True)
@@ -410,7 +428,8 @@ def _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, r0, r1):  # type: i
     empty = np.empty(0, dtype=x.dtype)
     for i in range(r0, r1):
         gi = g[i] if grad else empty
-        loss[i], qsum[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one)
+        j = min(i + 1, r1 - 1)
+        loss[i], qsum[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one, (x[j], q[j]))
 
 
 @nb.njit(inline="always")
@@ -590,7 +609,7 @@ def ce_index(x, y, a, eps, zl, scale, loss, g, grad, ntask):  # type: ignore[no-
     """Per-row loss (into ``loss``) and, if ``grad``, gradient (into ``g``) for class indices.
 
     ``a[i]`` is the row's weight (the class weight of its target, 0 for an ignored row);
-    an empty ``a`` weighs every row 1.
+    an empty ``a`` weighs every row 1. Each row's exp pass prefetches the next row.
     Rows are split into ``ntask`` parallel ranges.
     """
     n = x.shape[0]
@@ -679,7 +698,7 @@ def _chunk_row(z, b, one, i, m, r):  # type: ignore[no-untyped-def]
     mi = m[i]
     new_max = cm > mi
     top = cm if new_max else mi
-    n0, rest = _row_exp(zr, one, top, zr, False)
+    n0, rest = _row_exp(zr, one, top, zr, False, (zr[:0],))
     if new_max:
         # the old sum 1 + r moves to the new maximum; this chunk holds n0 >= 1 maxima
         r[i] = (r[i] + 1.0) * math.exp(np.float64(mi) - np.float64(cm)) + ((n0 - 1.0) + rest)
