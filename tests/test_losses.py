@@ -471,15 +471,20 @@ def test_float32_kernel_error_budget(n, c, seed, dtype):
 
 
 @pytest.mark.parametrize("c", [257, 1024, 5000, 32000])
-@pytest.mark.parametrize("pattern", ["normal", "confident", "flat", "wide"])
+@pytest.mark.parametrize("pattern", ["normal", "confident", "ties", "flat", "wide"])
 def test_float32_kernel_error_budget_on_long_rows(c, pattern):
     """Long rows sum float32 exponentials in float32 partial sums of 256 entries: the loss
     stays within the same budget of the float64 value, and a confident row's tiny loss
-    (the sum without its maxima) keeps its relative accuracy, against mpmath."""
+    (the sum without its maxima) keeps its relative accuracy, against mpmath; also with
+    the maximum repeated in several parts (the parts without it take a shorter loop)."""
     rng = np.random.default_rng(c)
+    confident = np.concatenate([np.full((4, 1), 30.0), rng.uniform(-20, 0, (4, c - 1))], axis=1)
+    ties = confident.copy()
+    ties[:, [255, 256, c // 2, c - 1]] = 30.0
     x = {
         "normal": 3 * rng.standard_normal((4, c)),
-        "confident": np.concatenate([np.full((4, 1), 30.0), rng.uniform(-20, 0, (4, c - 1))], axis=1),
+        "confident": confident,
+        "ties": ties,
         "flat": np.full((4, c), 1.5) + 1e-3 * rng.standard_normal((4, c)),
         "wide": rng.uniform(-80, 80, (4, c)),
     }[pattern].astype(np.float32)
@@ -489,9 +494,9 @@ def test_float32_kernel_error_budget_on_long_rows(c, pattern):
     eps = np.finfo(np.float32).eps
     np.testing.assert_allclose(loss, want, rtol=16 * eps, atol=16 * eps * np.log(c))
     np.testing.assert_allclose(grad, want_g, rtol=0, atol=16 * eps)
-    if pattern == "confident":  # loss = log1p(sum exp(x_c - 30)), about 1e-13: relative accuracy
+    if pattern in ("confident", "ties"):  # loss = log(sum exp(x_c - 30)): log1p(1e-13), log(5 + ...)
         with mpmath.workdps(30):
-            exact = [float(mpmath.log1p(mpmath.fsum(mpmath.exp(mpmath.mpf(float(v)) - 30) for v in row[1:])))
+            exact = [float(mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(float(v)) - 30) for v in row)))
                      for row in x]
         np.testing.assert_allclose(loss, exact, rtol=16 * eps)
 

@@ -3,9 +3,11 @@
 Two families:
 
 * ``ce_index`` / ``ce_prob``: one row of logits ``x[i, :]`` is one distribution. The
-  passes over a row are those of the softmax kernels (:mod:`.core`): a vectorised max,
-  one pass of the branch-free polynomial exp summing ``n0 + rest`` (and storing the
-  exponentials in the gradient when it is asked for), and, for the gradient, one pass
+  passes over a row are those of the softmax kernels (:mod:`.core`): a vectorised max
+  (which also records the max of each part of ``_PART`` entries), one pass of the
+  branch-free polynomial exp summing ``n0 + rest`` (and storing the exponentials in the
+  gradient when it is asked for; only the parts that hold the maximum compare each entry
+  with it, to count ``n0``), and, for the gradient, one pass
   ``scale * (coef * p - t)`` while the row is still in cache; rows run in parallel.
   The exp pass, bound by its arithmetic, prefetches the next row of its range (and its
   target probabilities): the next max pass then reads from cache, not memory.
@@ -71,7 +73,7 @@ import numba as nb
 import numpy as np
 from numba.extending import overload
 
-from ._exp import _TWO_M64_F, exp32f_2p64_1, exp64, prefetch
+from ._exp import _TWO_M64_F, exp32f_2p64_1, exp64, maxnum, prefetch
 from .core import (
     LOGSUMEXP,
     SUM_BLOCK,
@@ -79,7 +81,7 @@ from .core import (
     _finite,
     _like,
     _log_s,
-    _row_max,
+    _neg_inf,
     _short_block,
     _short_scratch,
     _store_unit,
@@ -155,16 +157,59 @@ def _prefetch_part(ahead, lo, hi):  # type: ignore[no-untyped-def]
             prefetch(a, j)
 
 
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _row_max_parts(x, one, pmax):  # type: ignore[no-untyped-def]
+    """The row's maximum (NaN ignored, as :func:`core._row_max`), and into ``pmax`` (one
+    entry per ``_PART`` entries of the row) each part's: the exp pass takes the parts
+    without the maximum through its shorter loop."""
+    m = _neg_inf(one)
+    for p in range(pmax.shape[0]):
+        xs = x[p * _PART:(p + 1) * _PART]
+        pm = _neg_inf(one)
+        for i in range(xs.shape[0]):
+            pm = maxnum(pm, xs[i])
+        pmax[p] = pm
+        m = maxnum(m, pm)
+    return m
+
+
 @nb.njit(inline="always")
-def _exp_loop(x, one, m, out, store, ahead, base):  # type: ignore[no-untyped-def]
+def _part_maxima(x):  # type: ignore[no-untyped-def]
+    """Scratch for :func:`_row_max_parts` over the rows of ``x`` (2-D)."""
+    return np.empty(-(-x.shape[1] // _PART), dtype=x.dtype)
+
+
+@nb.njit(inline="always")
+def _exp_part(xs, os, one, m, store, split):  # type: ignore[no-untyped-def]
+    """``(n0, part)`` of one part (module notes): with ``split`` the entries equal to the
+    max are counted in ``n0`` and left out of ``part``; without, the part holds none."""
+    zero = one - one
+    n0 = zero  # counts in the input's dtype: exact (parts are short), half the width
+    part = zero
+    for i in range(xs.shape[0]):
+        y = xs[i]
+        if store:
+            e = _exp_plain(y - m)
+            os[i] = e
+        else:
+            e = _exp_sum(y - m, one)
+        if split:
+            top = y == m
+            n0 += one if top else zero
+            part += zero if top else e
+        else:
+            part += e
+    return n0, part
+
+
+@nb.njit(inline="always")
+def _exp_loop(x, one, m, out, store, ahead, pmax, base):  # type: ignore[no-untyped-def]
     # The inner loop holds only x's dtype, so float32 runs 16 AVX-512 lanes (a float64
     # accumulator in it would halve the width): its partial sums are widened every _PART
     # entries. Without a store the terms are core._exp_sum's, scaled back once per part.
-    # (Other loops here multiply by ``one``, 1 in x's dtype as the core kernels' sign:
-    # LLVM left this loop scalar without that product while it summed in float64; it
-    # vectorises now, and is faster without it.)
-    zero = one - one
-    n0 = zero  # counts in the input's dtype: exact (blocks are short), half the width
+    # Comparing each entry with the max costs a third of the loop (AVX2): only the parts
+    # that hold the max (by pmax) pay it.
+    n0 = 0.0
     rest = 0.0
     unit = 1.0 if store else 1.0 / _store_unit(one)
     for lo in range(0, x.shape[0], _PART):
@@ -173,35 +218,30 @@ def _exp_loop(x, one, m, out, store, ahead, base):  # type: ignore[no-untyped-de
         _prefetch_part(ahead, base + lo, base + lo + _PART)
         xs = x[lo:lo + _PART]
         os = out[lo:lo + _PART] if store else out
-        part = zero
-        for i in range(xs.shape[0]):
-            y = xs[i]
-            if store:
-                e = _exp_plain(y - m)
-                os[i] = e
-            else:
-                e = _exp_sum(y - m, one)
-            top = y == m
-            n0 += one if top else zero
-            part += zero if top else e
+        if pmax[(base + lo) // _PART] < m:
+            c, part = _exp_part(xs, os, one, m, store, False)
+        else:
+            c, part = _exp_part(xs, os, one, m, store, True)
+        n0 += np.float64(c)
         rest += np.float64(part) * unit
-    return np.float64(n0), rest
+    return n0, rest
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _block_exp(x, one, m, out, store, ahead, base):  # type: ignore[no-untyped-def]
-    """``(n0, rest)`` of ``exp(x - m)`` over a block: the entries equal to the max (each
-    ``exp(0) = 1``) and the float64 sum of the others; stores each ``exp(x - m)`` in
-    ``out`` if ``store``. The shift is rounded once (see the module's notes). Prefetches
-    the arrays of the tuple ``ahead`` (what the caller reads next) from index ``base`` on,
-    as many entries as the block has."""
+def _block_exp(x, one, m, out, store, ahead, pmax, base):  # type: ignore[no-untyped-def]
+    """``(n0, rest)`` of ``exp(x - m)`` over a block starting at entry ``base`` of its
+    row: the entries equal to the max (each ``exp(0) = 1``) and the float64 sum of the
+    others; stores each ``exp(x - m)`` in ``out`` if ``store``. The shift is rounded once
+    (see the module's notes). ``pmax`` holds the row's part maxima
+    (:func:`_row_max_parts`); the arrays of the tuple ``ahead`` (what the caller reads
+    next) are prefetched over the block's indices."""
     if store:
-        return _exp_loop(x, one, m, out, True, ahead, base)
-    return _exp_loop(x, one, m, out, False, ahead, base)
+        return _exp_loop(x, one, m, out, True, ahead, pmax, base)
+    return _exp_loop(x, one, m, out, False, ahead, pmax, base)
 
 
 @nb.njit(cache=True)
-def _row_exp(x, one, m, out, store, ahead):  # type: ignore[no-untyped-def]
+def _row_exp(x, one, m, out, store, ahead, pmax):  # type: ignore[no-untyped-def]
     """:func:`_block_exp` over a whole row, the blocks' sums added with compensation."""
     n = x.shape[0]
     n0 = 0.0
@@ -209,7 +249,7 @@ def _row_exp(x, one, m, out, store, ahead):  # type: ignore[no-untyped-def]
     comp = 0.0
     for lo in range(0, n, SUM_BLOCK):
         hi = min(n, lo + SUM_BLOCK)
-        a, b = _block_exp(x[lo:hi], one, m, out[lo:hi] if store else out, store, ahead, lo)
+        a, b = _block_exp(x[lo:hi], one, m, out[lo:hi] if store else out, store, ahead, pmax, lo)
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
     return n0, rest + comp
@@ -363,17 +403,17 @@ def _index_finish(x_y, below, n, a, eps, zl, scale, m, log_s):  # type: ignore[n
 
 
 @nb.njit(cache=True)
-def _index_row(x, y, a, eps, zl, scale, g, grad, one, ahead):  # type: ignore[no-untyped-def]
+def _index_row(x, y, a, eps, zl, scale, g, grad, one, ahead, pmax):  # type: ignore[no-untyped-def]
     """Loss (returned) and, if ``grad``, gradient (into ``g``) of one row, class index ``y``;
     prefetches the tuple of arrays ``ahead`` (the next row) as it goes."""
     if a == 0:
         if grad:
             _fill(g, 0.0)
         return 0.0
-    m = _row_max(x, one)
+    m = _row_max_parts(x, one, pmax)
     if not _finite(m):
         return _index_special(x, y, a, eps, zl, scale, g, grad)
-    n0, rest = _row_exp(x, one, m, g, grad, ahead)
+    n0, rest = _row_exp(x, one, m, g, grad, ahead, pmax)
     if rest != rest:
         return _index_special(x, y, a, eps, zl, scale, g, grad)
     below = _mean_below(x, m) if eps > 0 else 0.0
@@ -385,10 +425,10 @@ def _index_row(x, y, a, eps, zl, scale, g, grad, one, ahead):  # type: ignore[no
 
 
 @nb.njit(cache=True)
-def _prob_row(x, q, w, eps, zl, scale, g, grad, one, ahead):  # type: ignore[no-untyped-def]
+def _prob_row(x, q, w, eps, zl, scale, g, grad, one, ahead, pmax):  # type: ignore[no-untyped-def]
     """As :func:`_index_row` for probability targets ``q`` and class weights ``w``;
     returns ``(loss, sum_c q_c)``, the sum NaN if an entry of ``q`` is NaN or negative."""
-    m = _row_max(x, one)
+    m = _row_max_parts(x, one, pmax)
     big_a, cross, total, n_bad = _prob_targets(x, q, w, eps, m if _finite(m) else one - one, x.shape[0])
     if n_bad > 0:
         total = np.nan
@@ -398,7 +438,7 @@ def _prob_row(x, q, w, eps, zl, scale, g, grad, one, ahead):  # type: ignore[no-
         return 0.0, total
     if not _finite(m):
         return _prob_special(x, q, w, eps, zl, scale, g, grad), total
-    n0, rest = _row_exp(x, one, m, g, grad, ahead)
+    n0, rest = _row_exp(x, one, m, g, grad, ahead, pmax)
     if rest != rest:
         return _prob_special(x, q, w, eps, zl, scale, g, grad), total
     log_s = _log_s(n0, rest)
@@ -416,20 +456,22 @@ def _prob_row(x, q, w, eps, zl, scale, g, grad, one, ahead):  # type: ignore[no-
 def _index_rows(x, y, a, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore[no-untyped-def]
     one = np.ones(1, dtype=x.dtype)[0]
     empty = np.empty(0, dtype=x.dtype)
+    pmax = _part_maxima(x)
     for i in range(r0, r1):
         gi = g[i] if grad else empty
         j = min(i + 1, r1 - 1)  # the next row (the last one is in cache already)
-        loss[i] = _index_row(x[i], y[i], _weight(a, i), eps, zl, scale, gi, grad, one, (x[j],))
+        loss[i] = _index_row(x[i], y[i], _weight(a, i), eps, zl, scale, gi, grad, one, (x[j],), pmax)
 
 
 @nb.njit(cache=True)
 def _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, r0, r1):  # type: ignore[no-untyped-def]
     one = np.ones(1, dtype=x.dtype)[0]
     empty = np.empty(0, dtype=x.dtype)
+    pmax = _part_maxima(x)
     for i in range(r0, r1):
         gi = g[i] if grad else empty
         j = min(i + 1, r1 - 1)
-        loss[i], qsum[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one, (x[j], q[j]))
+        loss[i], qsum[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one, (x[j], q[j]), pmax)
 
 
 @nb.njit(inline="always")
@@ -680,13 +722,14 @@ def _add_bias(z, b):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def _chunk_row(z, b, one, i, m, r):  # type: ignore[no-untyped-def]
+def _chunk_row(z, b, one, i, m, r, pmax):  # type: ignore[no-untyped-def]
     """Add the bias to row ``i`` of the chunk (in place) and fold the row into the state
-    ``(m[i], r[i])``, ``sum exp(x - m[i]) = 1 + r[i]`` over the classes seen so far."""
+    ``(m[i], r[i])``, ``sum exp(x - m[i]) = 1 + r[i]`` over the classes seen so far
+    (``pmax``: :func:`_part_maxima` of the chunk)."""
     zr = z[i]
     if b.shape[0] > 0:
         _add_bias(zr, b)
-    cm = _row_max(zr, one)
+    cm = _row_max_parts(zr, one, pmax)
     if cm == -np.inf:  # only -inf and NaN: no mass, unless a NaN makes the row NaN
         nan, _ = _status(zr)
         if nan:
@@ -698,7 +741,7 @@ def _chunk_row(z, b, one, i, m, r):  # type: ignore[no-untyped-def]
     mi = m[i]
     new_max = cm > mi
     top = cm if new_max else mi
-    n0, rest = _row_exp(zr, one, top, zr, False, (zr[:0],))
+    n0, rest = _row_exp(zr, one, top, zr, False, (zr[:0],), pmax)
     if new_max:
         # the old sum 1 + r moves to the new maximum; this chunk holds n0 >= 1 maxima
         r[i] = (r[i] + 1.0) * math.exp(np.float64(mi) - np.float64(cm)) + ((n0 - 1.0) + rest)
@@ -737,10 +780,11 @@ def lce_fwd_index(z, b, v0, y, a, eps, m, r, xy, sx):  # type: ignore[no-untyped
     """
     n = z.shape[1]
     one = np.ones(1, dtype=z.dtype)[0]
+    pmax = _part_maxima(z)
     for i in range(z.shape[0]):
         if a[i] == 0:
             continue
-        _chunk_row(z, b, one, i, m, r)
+        _chunk_row(z, b, one, i, m, r, pmax)
         yc = y[i] - v0
         if 0 <= yc < n:
             xy[i] = z[i, yc]
@@ -762,8 +806,9 @@ def lce_fwd_prob(z, b, v0, q, w, eps, n_classes, m, r, big_a, tx, qs):  # type: 
     n = z.shape[1]
     one = np.ones(1, dtype=z.dtype)[0]
     wc = w[v0:v0 + n] if w.shape[0] > 0 else w
+    pmax = _part_maxima(z)
     for i in range(z.shape[0]):
-        _chunk_row(z, b, one, i, m, r)
+        _chunk_row(z, b, one, i, m, r, pmax)
         sa, minus_tx, total, n_bad = _prob_targets(z[i], q[i, v0:v0 + n], wc, eps, one - one, n_classes)
         big_a[i] += sa
         tx[i] -= minus_tx
