@@ -16,7 +16,7 @@ from hypothesis.extra import numpy as hnp
 from softargmax import _reference
 from softargmax._kernels import api
 from softargmax._kernels import core as kcore
-from softargmax._kernels._exp import exp_array, exp_array32, log_array
+from softargmax._kernels._exp import exp_array, exp_array32, exp_array32_rounded, log_array
 from softargmax._validation import Scale
 from softargmax.core import log_softmax, logsumexp, softmax
 
@@ -86,6 +86,28 @@ def test_exp32f_sweep_in_float32_ulps():
     err = np.abs(out.astype(np.float64) - exact) / np.spacing(exact.astype(np.float32)).astype(np.float64)
     assert err.max() <= 1.05  # measured 1.011 over every float32 in [-104, 0]
     assert np.abs(out / exact - 1).max() <= 1e-7
+
+
+def test_exp32f_rounded_within_the_error_of_a_rounded_argument():
+    # the cross-entropy kernels' exp (one-constant reduction, Horner form): every 89th
+    # float32 in [-87, 0], against the float64 exp; its argument x - m is rounded to
+    # float32, |z| u relative (u = 2**-24), and the exp may add about as much again
+    bits = np.arange(np.float32(-87.0).view(np.int32) & 0x7FFFFFFF, 0, -89, dtype=np.int32)
+    z = (bits.view(np.float32) * np.float32(-1)).astype(np.float32)
+    out = np.empty_like(z)
+    exp_array32_rounded(z, out)
+    exact = np.exp(z.astype(np.float64))
+    rel = np.abs(out.astype(np.float64) / exact - 1) / 2.0**-24
+    small = np.abs(z) <= 1
+    assert rel[small].max() <= 1.1  # measured 1.065
+    assert (rel[~small] / np.abs(z[~small])).max() <= 1.1  # measured 1.010
+    edges = np.array([0.0, -0.0, -INF, np.nan, -1000.0, -110.0, -87.5, 1.0, 30.0], np.float32)
+    got = np.empty_like(edges)
+    exp_array32_rounded(edges, got)
+    assert got[0] == 1.0 and got[1] == 1.0 and got[2] == 0.0 and np.isnan(got[3])
+    assert got[4] == 0.0 and got[5] == 0.0
+    assert abs(float(got[6]) - np.exp(-87.5)) <= np.finfo(np.float32).tiny
+    np.testing.assert_allclose(got[7:], np.exp(edges[7:].astype(np.float64)), rtol=1e-6)
 
 
 def test_exp32f_compensated_argument_and_edges():

@@ -501,6 +501,45 @@ def test_float32_kernel_error_budget_on_long_rows(c, pattern):
         np.testing.assert_allclose(loss, exact, rtol=16 * eps)
 
 
+@pytest.mark.parametrize("kind", ["index", "prob"])
+def test_prefetching_the_next_row_changes_nothing(kind, monkeypatch):
+    """Inputs larger than the last-level cache prefetch the next row in the row kernels;
+    the results are the same bits either way (serial and parallel, with a gradient)."""
+    import numba
+
+    from softargmax._kernels import api
+
+    rng = np.random.default_rng(5)
+    x = (4 * rng.standard_normal((300, 700))).astype(np.float32)
+    x[7, 3] = np.inf
+    x[9, 5] = np.nan
+    target = rng.integers(0, 700, 300) if kind == "index" else rng.dirichlet(np.ones(700), 300).astype(np.float32)
+    results = []
+    for cache in (1 << 40, 1):  # everything fits; nothing fits
+        monkeypatch.setattr(api, "last_level_cache_bytes", lambda cache=cache: cache)
+        for threads in (1, 2):  # (one thread: the serial kernels)
+            before = numba.get_num_threads()
+            numba.set_num_threads(threads)
+            try:
+                results.append(cross_entropy(x, target, reduction="none", return_grad=True, implementation="numba"))
+            finally:
+                numba.set_num_threads(before)
+    for loss, grad in results[1:]:
+        np.testing.assert_array_equal(loss, results[0][0])
+        np.testing.assert_array_equal(grad, results[0][1])
+
+
+def test_last_level_cache_is_read_from_sysfs(tmp_path):
+    from softargmax._kernels import api
+
+    for name, size in (("index0", "32K"), ("index2", "512K"), ("index3", "32768K"), ("index4", "junk")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "size").write_text(size + "\n")
+    (tmp_path / "index5").mkdir()  # no size file
+    assert api.last_level_cache_bytes.__wrapped__(tmp_path) == 32 << 20
+    assert api.last_level_cache_bytes.__wrapped__(tmp_path / "missing") == 0
+
+
 # --------------------------------------------------------------------------- other backends
 def test_other_array_libraries(backend):
     x, y = logits_and_targets("index", dtype=np.float32)

@@ -18,7 +18,9 @@ Two accuracies, both computed in float64 arithmetic:
 and one in float32 arithmetic, twice the SIMD width:
 
 * :func:`exp32f` (the same polynomial with float32 constants, about 1 float32 ulp,
-  compensated argument ``z + z_lo``): the kernels' exp for float32 input.
+  compensated argument ``z + z_lo``): the kernels' exp for float32 input;
+* :func:`exp32f_2p64_rounded` (two operations shorter, within the error that a rounded
+  argument brings anyway): the cross-entropy kernels' exp for float32 input.
 
 and a logarithm, :func:`log1p_sum` (``log(1 + a + b)`` to 0.84 float64 ulp, no table and
 no branch either), for the ``log s`` of each distribution: a loop over many short rows
@@ -42,7 +44,8 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 __all__ = [
-    "exp32", "exp32f", "exp32f_2p64", "exp32f_2p64_1", "exp64", "exp_array", "exp_array32", "fma",
+    "exp32", "exp32f", "exp32f_2p64", "exp32f_2p64_1", "exp32f_2p64_rounded", "exp64", "exp_array", "exp_array32",
+    "exp_array32_rounded", "fma",
     "log1p_sum", "log_array", "maxnum", "prefetch",
 ]
 
@@ -289,6 +292,33 @@ def exp32f_2p64_1(z: np.float32) -> np.float32:
     return _poly32f(r, t)
 
 
+_LN2_F = np.float32(0.6931471805599453)  # ln 2 rounded to float32 (off by 1.9e-9)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract"})
+def exp32f_2p64_rounded(z: np.float32) -> np.float32:
+    """``exp(z) * 2**64`` as :func:`exp32f_2p64_1`, two operations shorter, for an argument
+    that carries a rounding error of its own: a shift ``x - m`` rounded to float32 is off
+    by up to ``|z| u`` (``u = 2**-24``), and so is its exp, relatively.
+
+    ``r = z - n ln 2`` takes ``ln 2`` as one float32 constant (no Cody-Waite low part),
+    which adds ``n * 1.9e-9``, about ``|z| * 0.046 u``, and the polynomial is evaluated
+    in Horner form, ``1 + r (1 + r Q(r))``. The tests sweep the float32 arguments in
+    ``[-87, 0]``: within ``1.1 u`` for ``|z| <= 1`` and ``1.1 |z| u`` beyond, the bound
+    of the rounded shift.
+    """
+    zc = z if not (z < _Z_MIN_F) else _Z_MIN_F  # keeps NaN
+    t = zc * _LOG2E_F + _SHIFTER_F
+    r = zc - (t - _SHIFTER_F) * _LN2_F
+    q = _Q3_F + r * _Q4_F
+    q = _Q2_F + r * q
+    q = _Q1_F + r * q
+    q = _Q0_F + r * q
+    p = _ONE_F + r * (_ONE_F + r * q)
+    scale: np.float32 = _pow2_f32(t)  # type: ignore[call-arg]
+    return p * scale
+
+
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def exp32f(z: np.float32, z_lo: np.float32) -> np.float32:
     """``exp(z + z_lo)`` in float32 arithmetic (16 AVX-512 lanes), for float32 ``z <= 40``.
@@ -365,3 +395,10 @@ def exp_array32(z: np.ndarray, z_lo: np.ndarray, out: np.ndarray) -> None:
     """``out = exp(z + z_lo)`` elementwise with :func:`exp32f`; for tests."""
     for i in prange(z.shape[0]):
         out[i] = exp32f(z[i], z_lo[i])
+
+
+@njit(["void(float32[::1], float32[::1])"], parallel=True, cache=True, error_model="numpy")
+def exp_array32_rounded(z: np.ndarray, out: np.ndarray) -> None:
+    """``out = exp(z)`` elementwise with :func:`exp32f_2p64_rounded`; for tests."""
+    for i in prange(z.shape[0]):
+        out[i] = exp32f_2p64_rounded(z[i]) * _TWO_M64_F

@@ -18,10 +18,12 @@ float32 input with ``|beta| < 1e-30`` is computed in float64. Cases the kernels 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import threading
 from collections.abc import Iterator
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numba
@@ -31,7 +33,7 @@ from .. import _reference
 from .._validation import Scale
 from . import core as _k
 
-__all__ = ["PARALLEL_MIN", "log_softmax", "logsumexp", "parallel_slot", "softmax"]
+__all__ = ["PARALLEL_MIN", "last_level_cache_bytes", "log_softmax", "logsumexp", "parallel_slot", "softmax"]
 
 #: Inputs with fewer elements run serially (no parallel launch): measured break-even of
 #: the 2-thread launch (``benchmarks/compare.py``; about 10 us against 0.3 ns/element).
@@ -146,6 +148,25 @@ def parallel_slot(parallel: bool) -> Iterator[bool]:
     finally:
         if lock:
             _PARALLEL_LOCK.release()
+
+
+_CACHE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+@functools.cache
+def last_level_cache_bytes(cpu: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> int:
+    """The size in bytes of the largest cache that Linux lists for a CPU (under ``cpu``);
+    0 where it lists none (other systems)."""
+    sizes = [0]
+    for index in cpu.glob("index*"):
+        try:
+            size = (index / "size").read_text().strip().upper()
+        except OSError:
+            continue
+        digits, unit = size.rstrip("KMG"), size[len(size.rstrip("KMG")):]
+        if digits.isdigit() and unit in _CACHE_UNITS:
+            sizes.append(int(digits) * _CACHE_UNITS[unit])
+    return max(sizes)
 
 
 def _short(x2: np.ndarray, sign: Any, bhi: float, blo: float, kind: int, out2: np.ndarray,

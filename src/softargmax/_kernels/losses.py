@@ -9,8 +9,9 @@ Two families:
   gradient when it is asked for; only the parts that hold the maximum compare each entry
   with it, to count ``n0``), and, for the gradient, one pass
   ``scale * (coef * p - t)`` while the row is still in cache; rows run in parallel.
-  The exp pass, bound by its arithmetic, prefetches the next row of its range (and its
-  target probabilities): the next max pass then reads from cache, not memory.
+  For logits larger than the last-level cache the exp pass, bound by its arithmetic,
+  prefetches the next row of its range (and its target probabilities): the next max
+  pass then reads from cache, not memory.
   Rows of fewer than ``core.SHORT`` classes run ``ce_short`` (index targets) or
   ``ce_prob_short`` (probabilities): the core short-row kernel's passes over transposed
   blocks of rows (vectorised across rows), then the loss and the gradient of the whole
@@ -41,9 +42,9 @@ Rows whose maximum is not finite or that hold a NaN take a scalar routine with t
 semantics (``_index_special`` / ``_prob_special``).
 
 Accuracy: unlike the softmax kernels, these compute ``exp(x - m)`` from the shift
-rounded once in the input's dtype (``exp32f`` in float32 lanes for float32, ``exp64``
-for float64), not carried with its rounding error: an entry's relative error is then
-about ``|x - m| eps``, and ``|x - m| exp(x - m) <= 1/e`` makes each gradient entry
+rounded once in the input's dtype (``exp32f_2p64_rounded`` in float32 lanes for
+float32, ``exp64`` for float64), not carried with its rounding error: an entry's
+relative error is then about ``|x - m| eps`` (the float32 exp adds as much at most), and ``|x - m| exp(x - m) <= 1/e`` makes each gradient entry
 accurate to about ``eps`` absolutely, as PyTorch's. The row's sum ``s`` errs by at most
 ``eps * sum_c p_c |x_c - m|`` relative, which is ``eps`` times at most the entropy of the
 softmax (``<= eps log C``): ``log s``, hence the loss, by as much absolutely. This saves
@@ -73,11 +74,10 @@ import numba as nb
 import numpy as np
 from numba.extending import overload
 
-from ._exp import _TWO_M64_F, exp32f_2p64_1, exp64, maxnum, prefetch
+from ._exp import exp32f_2p64_rounded, exp64, maxnum, prefetch
 from .core import (
     LOGSUMEXP,
     SUM_BLOCK,
-    _exp_sum,
     _finite,
     _like,
     _log_s,
@@ -132,17 +132,24 @@ def _fill(g, value):  # type: ignore[no-untyped-def]
 
 
 # --------------------------------------------------------------------------- row passes
-def _exp_plain(d):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
+def _exp_term(d):  # type: ignore[no-untyped-def]  # pragma: no cover - numba stub
     raise NotImplementedError
 
 
-@overload(_exp_plain)
-def _exp_plain_ov(d):  # type: ignore[no-untyped-def]
-    """``exp(d)`` in the dtype's own lanes: :func:`exp32f_2p64_1` scaled back for
+@overload(_exp_term)
+def _exp_term_ov(d):  # type: ignore[no-untyped-def]
+    """``exp(d)`` of a rounded shift ``d = x - m`` in the dtype's own lanes, as the sums
+    take it: :func:`exp32f_2p64_rounded` (times ``2**64``: ``core._store_unit``) for
     float32, :func:`exp64` for float64."""
     if d == nb.types.float32:
-        return lambda d: exp32f_2p64_1(d) * _TWO_M64_F
+        return lambda d: exp32f_2p64_rounded(d)
     return lambda d: exp64(d, 0.0)
+
+
+@nb.njit(inline="always")
+def _exp_plain(d):  # type: ignore[no-untyped-def]
+    """``exp(d)``: :func:`_exp_term` scaled back."""
+    return _exp_term(d) * _like(1.0 / _store_unit(d), d)
 
 
 _PART = 256  # entries summed in the input's dtype before the sum is widened (module notes)
@@ -192,7 +199,7 @@ def _exp_part(xs, os, one, m, store, split):  # type: ignore[no-untyped-def]
             e = _exp_plain(y - m)
             os[i] = e
         else:
-            e = _exp_sum(y - m, one)
+            e = _exp_term(y - m)
         if split:
             top = y == m
             n0 += one if top else zero
@@ -206,9 +213,11 @@ def _exp_part(xs, os, one, m, store, split):  # type: ignore[no-untyped-def]
 def _exp_loop(x, one, m, out, store, ahead, pmax, base):  # type: ignore[no-untyped-def]
     # The inner loop holds only x's dtype, so float32 runs 16 AVX-512 lanes (a float64
     # accumulator in it would halve the width): its partial sums are widened every _PART
-    # entries. Without a store the terms are core._exp_sum's, scaled back once per part.
+    # entries. Without a store the terms are _exp_term's, scaled back once per part.
     # Comparing each entry with the max costs a third of the loop (AVX2): only the parts
-    # that hold the max (by pmax) pay it.
+    # that hold the max (by pmax) pay it. (Other loops here multiply by ``one``, 1 in x's
+    # dtype as the core kernels' sign: LLVM left this loop scalar without that product
+    # while it summed in float64; it vectorises now, and is faster without it.)
     n0 = 0.0
     rest = 0.0
     unit = 1.0 if store else 1.0 / _store_unit(one)
@@ -453,25 +462,25 @@ def _prob_row(x, q, w, eps, zl, scale, g, grad, one, ahead, pmax):  # type: igno
 
 
 @nb.njit(cache=True)
-def _index_rows(x, y, a, eps, zl, scale, loss, g, grad, r0, r1):  # type: ignore[no-untyped-def]
+def _index_rows(x, y, a, eps, zl, scale, loss, g, grad, ahead, r0, r1):  # type: ignore[no-untyped-def]
     one = np.ones(1, dtype=x.dtype)[0]
     empty = np.empty(0, dtype=x.dtype)
     pmax = _part_maxima(x)
     for i in range(r0, r1):
         gi = g[i] if grad else empty
-        j = min(i + 1, r1 - 1)  # the next row (the last one is in cache already)
-        loss[i] = _index_row(x[i], y[i], _weight(a, i), eps, zl, scale, gi, grad, one, (x[j],), pmax)
+        nxt = x[i + 1] if ahead and i + 1 < r1 else x[i, :0]
+        loss[i] = _index_row(x[i], y[i], _weight(a, i), eps, zl, scale, gi, grad, one, (nxt,), pmax)
 
 
 @nb.njit(cache=True)
-def _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, r0, r1):  # type: ignore[no-untyped-def]
+def _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, ahead, r0, r1):  # type: ignore[no-untyped-def]
     one = np.ones(1, dtype=x.dtype)[0]
     empty = np.empty(0, dtype=x.dtype)
     pmax = _part_maxima(x)
     for i in range(r0, r1):
         gi = g[i] if grad else empty
-        j = min(i + 1, r1 - 1)
-        loss[i], qsum[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one, (x[j], q[j]), pmax)
+        nxt = (x[i + 1], q[i + 1]) if ahead and i + 1 < r1 else (x[i, :0], q[i, :0])
+        loss[i], qsum[i] = _prob_row(x[i], q[i], w, eps, zl, scale, gi, grad, one, nxt, pmax)
 
 
 @nb.njit(inline="always")
@@ -646,27 +655,28 @@ _CE_INDEX = ("X", "I", "D", "f8", "f8", "f8", "DW", "G", "b1")
 _CE_PROB = ("X", "X", "D", "f8", "f8", "f8", "DW", "DW", "G", "b1")
 
 
-@nb.njit(_sigs(*_CE_INDEX, "i8"), cache=True, parallel=True)
-def ce_index(x, y, a, eps, zl, scale, loss, g, grad, ntask):  # type: ignore[no-untyped-def]
+@nb.njit(_sigs(*_CE_INDEX, "b1", "i8"), cache=True, parallel=True)
+def ce_index(x, y, a, eps, zl, scale, loss, g, grad, ahead, ntask):  # type: ignore[no-untyped-def]
     """Per-row loss (into ``loss``) and, if ``grad``, gradient (into ``g``) for class indices.
 
     ``a[i]`` is the row's weight (the class weight of its target, 0 for an ignored row);
-    an empty ``a`` weighs every row 1. Each row's exp pass prefetches the next row.
+    an empty ``a`` weighs every row 1. With ``ahead`` each row's exp pass prefetches the
+    next row: for logits read from memory, not from cache (where it costs time).
     Rows are split into ``ntask`` parallel ranges.
     """
     n = x.shape[0]
     for t in nb.prange(ntask):
-        _index_rows(x, y, a, eps, zl, scale, loss, g, grad, t * n // ntask, (t + 1) * n // ntask)
+        _index_rows(x, y, a, eps, zl, scale, loss, g, grad, ahead, t * n // ntask, (t + 1) * n // ntask)
 
 
-@nb.njit(_sigs(*_CE_INDEX), cache=True)
-def ce_index_serial(x, y, a, eps, zl, scale, loss, g, grad):  # type: ignore[no-untyped-def]
+@nb.njit(_sigs(*_CE_INDEX, "b1"), cache=True)
+def ce_index_serial(x, y, a, eps, zl, scale, loss, g, grad, ahead):  # type: ignore[no-untyped-def]
     """:func:`ce_index` on the calling thread."""
-    _index_rows(x, y, a, eps, zl, scale, loss, g, grad, 0, x.shape[0])
+    _index_rows(x, y, a, eps, zl, scale, loss, g, grad, ahead, 0, x.shape[0])
 
 
-@nb.njit(_sigs(*_CE_PROB, "i8"), cache=True, parallel=True)
-def ce_prob(x, q, w, eps, zl, scale, loss, qsum, g, grad, ntask):  # type: ignore[no-untyped-def]
+@nb.njit(_sigs(*_CE_PROB, "b1", "i8"), cache=True, parallel=True)
+def ce_prob(x, q, w, eps, zl, scale, loss, qsum, g, grad, ahead, ntask):  # type: ignore[no-untyped-def]
     """As :func:`ce_index` for probability targets ``q`` and class weights ``w`` (or empty).
 
     Also writes the validation's statistics: ``qsum[i]`` is the sum of row ``q[i]``, NaN
@@ -675,13 +685,13 @@ def ce_prob(x, q, w, eps, zl, scale, loss, qsum, g, grad, ntask):  # type: ignor
     """
     n = x.shape[0]
     for t in nb.prange(ntask):
-        _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, t * n // ntask, (t + 1) * n // ntask)
+        _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, ahead, t * n // ntask, (t + 1) * n // ntask)
 
 
-@nb.njit(_sigs(*_CE_PROB), cache=True)
-def ce_prob_serial(x, q, w, eps, zl, scale, loss, qsum, g, grad):  # type: ignore[no-untyped-def]
+@nb.njit(_sigs(*_CE_PROB, "b1"), cache=True)
+def ce_prob_serial(x, q, w, eps, zl, scale, loss, qsum, g, grad, ahead):  # type: ignore[no-untyped-def]
     """:func:`ce_prob` on the calling thread."""
-    _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, 0, x.shape[0])
+    _prob_rows(x, q, w, eps, zl, scale, loss, qsum, g, grad, ahead, 0, x.shape[0])
 
 
 @nb.njit(_sigs(*_CE_INDEX, "i8", "i8"), cache=True, parallel=True)
