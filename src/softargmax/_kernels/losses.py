@@ -44,8 +44,9 @@ semantics (``_index_special`` / ``_prob_special``).
 Accuracy: unlike the softmax kernels, these compute ``exp(x - m)`` from the shift
 rounded once in the input's dtype (``exp32f_2p64_rounded`` in float32 lanes for
 float32, ``exp64`` for float64), not carried with its rounding error: an entry's
-relative error is then about ``|x - m| eps`` (the float32 exp adds as much at most), and ``|x - m| exp(x - m) <= 1/e`` makes each gradient entry
-accurate to about ``eps`` absolutely, as PyTorch's. The row's sum ``s`` errs by at most
+relative error is then about ``|x - m| eps`` (the float32 exp adds as much at most),
+and ``|x - m| exp(x - m) <= 1/e`` makes each gradient entry accurate to about ``eps``
+absolutely, as PyTorch's. The row's sum ``s`` errs by at most
 ``eps * sum_c p_c |x_c - m|`` relative, which is ``eps`` times at most the entropy of the
 softmax (``<= eps log C``): ``log s``, hence the loss, by as much absolutely. This saves
 the six operations per entry of the compensated shift.
