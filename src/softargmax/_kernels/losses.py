@@ -43,8 +43,8 @@ semantics (``_index_special`` / ``_prob_special``).
 
 Accuracy: unlike the softmax kernels, these compute ``exp(x - m)`` from the shift
 rounded once in the input's dtype (``exp32f_2p64_rounded`` in float32 lanes for
-float32, ``exp64`` for float64), not carried with its rounding error: an entry's
-relative error is then about ``|x - m| eps`` (the float32 exp adds as much at most),
+float32, ``exp64_rounded`` for float64), not carried with its rounding error: an
+entry's relative error is then about ``|x - m| eps`` (the exp adds as much at most),
 and ``|x - m| exp(x - m) <= 1/e`` makes each gradient entry accurate to about ``eps``
 absolutely, as PyTorch's. The row's sum ``s`` errs by at most
 ``eps * sum_c p_c |x_c - m|`` relative, which is ``eps`` times at most the entropy of the
@@ -75,7 +75,7 @@ import numba as nb
 import numpy as np
 from numba.extending import overload
 
-from ._exp import exp32f_2p64_rounded, exp64, maxnum, prefetch
+from ._exp import exp32f_2p64_rounded, exp64_rounded, maxnum, prefetch
 from .core import (
     LOGSUMEXP,
     SUM_BLOCK,
@@ -141,10 +141,10 @@ def _exp_term(d):  # type: ignore[no-untyped-def]  # pragma: no cover - numba st
 def _exp_term_ov(d):  # type: ignore[no-untyped-def]
     """``exp(d)`` of a rounded shift ``d = x - m`` in the dtype's own lanes, as the sums
     take it: :func:`exp32f_2p64_rounded` (times ``2**64``: ``core._store_unit``) for
-    float32, :func:`exp64` for float64."""
+    float32, :func:`exp64_rounded` for float64."""
     if d == nb.types.float32:
         return lambda d: exp32f_2p64_rounded(d)
-    return lambda d: exp64(d, 0.0)
+    return lambda d: exp64_rounded(d)
 
 
 @nb.njit(inline="always")
