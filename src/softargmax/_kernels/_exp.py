@@ -18,13 +18,13 @@ Two accuracies, both computed in float64 arithmetic:
 and one in float32 arithmetic, twice the SIMD width:
 
 * :func:`exp32f` (the same polynomial with float32 constants, about 1 float32 ulp,
-  compensated argument ``z + z_lo``): the kernels' exp for float32 input;
-* :func:`exp32f_2p64_rounded` and :func:`exp64_rounded` (shorter, within the error that
-  a rounded argument brings anyway): the cross-entropy kernels' exps.
+  compensated argument ``z + z_lo``): the kernels' exp for float32 input.
 
-and a logarithm, :func:`log1p_sum` (``log(1 + a + b)`` to 0.84 float64 ulp, no table and
-no branch either), for the ``log s`` of each distribution: a loop over many short rows
-vectorises where a libm call per row does not.
+The cross-entropy kernels take shorter ones, :func:`exp64_rounded` and
+:func:`exp32f_2p64_rounded`, within the error that their rounded argument brings
+anyway. There is also a logarithm, :func:`log1p_sum` (``log(1 + a + b)`` to 0.84
+float64 ulp, no table and no branch either), for the ``log s`` of each distribution: a
+loop over many short rows vectorises where a libm call per row does not.
 
 Domain: ``z <= 354`` (``2**n`` is formed as ``2**(n + 512) * 2**-512``, which also
 gives correctly rounded subnormal results). The kernels only call them with shifted
@@ -246,7 +246,7 @@ _LN2 = 0.6931471805599453  # ln 2 rounded to float64 (off by 2.3e-17)
 
 @njit(cache=True, error_model="numpy", fastmath={"contract"})
 def exp64_rounded(z: float) -> float:
-    """``exp(z)`` as :func:`exp64`, seven operations shorter, for an argument that carries
+    """``exp(z)`` as :func:`exp64`, five operations shorter, for an argument that carries
     a rounding error of its own (a shift ``x - m`` rounded to float64 is off by up to
     ``|z| u``, ``u = 2**-53``, and so is its exp, relatively), ``z <= 354``.
 

@@ -154,6 +154,7 @@ def _exp_plain(d):  # type: ignore[no-untyped-def]
 
 
 _PART = 256  # entries summed in the input's dtype before the sum is widened (module notes)
+assert SUM_BLOCK % _PART == 0  # a block's parts are parts of the row (pmax's indices)
 
 
 @nb.njit(inline="always")
@@ -191,6 +192,12 @@ def _part_maxima(x):  # type: ignore[no-untyped-def]
 def _exp_part(xs, os, one, m, store, split):  # type: ignore[no-untyped-def]
     """``(n0, part)`` of one part (module notes): with ``split`` the entries equal to the
     max are counted in ``n0`` and left out of ``part``; without, the part holds none."""
+    # The loop holds only x's dtype, so float32 runs 16 AVX-512 lanes (a float64
+    # accumulator in it would halve the width); without a store the terms are
+    # _exp_term's, scaled back once per part by the caller. (Other loops here multiply by
+    # ``one``, 1 in x's dtype as the core kernels' sign: LLVM left this loop scalar
+    # without that product while it summed in float64; it vectorises now, and is faster
+    # without it.)
     zero = one - one
     n0 = zero  # counts in the input's dtype: exact (parts are short), half the width
     part = zero
@@ -212,13 +219,8 @@ def _exp_part(xs, os, one, m, store, split):  # type: ignore[no-untyped-def]
 
 @nb.njit(inline="always")
 def _exp_loop(x, one, m, out, store, ahead, pmax, base):  # type: ignore[no-untyped-def]
-    # The inner loop holds only x's dtype, so float32 runs 16 AVX-512 lanes (a float64
-    # accumulator in it would halve the width): its partial sums are widened every _PART
-    # entries. Without a store the terms are _exp_term's, scaled back once per part.
-    # Comparing each entry with the max costs a third of the loop (AVX2): only the parts
-    # that hold the max (by pmax) pay it. (Other loops here multiply by ``one``, 1 in x's
-    # dtype as the core kernels' sign: LLVM left this loop scalar without that product
-    # while it summed in float64; it vectorises now, and is faster without it.)
+    # The parts' sums are widened to float64 here. Comparing each entry with the max
+    # costs a third of the part loop (AVX2): only the parts that hold it (by pmax) pay it.
     n0 = 0.0
     rest = 0.0
     unit = 1.0 if store else 1.0 / _store_unit(one)
