@@ -362,6 +362,77 @@ def test_prefetch_lowers_to_an_instruction_and_changes_nothing(dtype):
         two_d(np.zeros((2, 2), dtype=dtype))
 
 
+@pytest.fixture(scope="module")
+def array_max():
+    import numba
+
+    from softargmax._kernels._exp import max_skipping_nan
+
+    @numba.njit
+    def array_max(a):
+        return max_skipping_nan(a)
+
+    return array_max
+
+
+def _nanmax(a: np.ndarray) -> float:
+    finite_or_inf = a[~np.isnan(a)]
+    return float(finite_or_inf.max()) if finite_or_inf.size else -INF
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_skipping_nan_fixed_cases(array_max, dtype):
+    """Every length through the vector loop's steps and tail, the max in every lane and
+    the tail, NaN there too; readonly input is left as it was."""
+    rng = np.random.default_rng(3)
+    for n in [*range(0, 140), 255, 256, 257, 1000]:
+        a = rng.standard_normal(n).astype(dtype)
+        assert array_max(a) == _nanmax(a)
+        for j in range(0, n, max(1, n // 40)):
+            b = a.copy()
+            b[(j + 1) % n] = np.nan
+            b[j] = 50.0
+            b.setflags(write=False)
+            before = b.copy()
+            assert array_max(b) == 50.0
+            np.testing.assert_array_equal(b, before)
+    assert array_max(np.full(100, np.nan, dtype)) == -INF
+    assert array_max(np.array([np.nan, -INF, np.nan], dtype)) == -INF
+    assert array_max(np.array([np.nan, 1.0, INF, np.nan] * 20, dtype)) == INF
+    assert array_max(np.full(70, -INF, dtype)) == -INF
+    tiny = np.full(90, np.finfo(dtype).smallest_subnormal, dtype)
+    tiny[77] = 2 * tiny[77]
+    assert array_max(-tiny) == -tiny[0] and array_max(tiny) == tiny[77]
+    huge = np.full(90, -np.finfo(dtype).max, dtype)
+    assert array_max(huge) == huge[0]
+
+
+@given(
+    hnp.arrays(
+        st.sampled_from([np.float32, np.float64]),
+        st.integers(0, 300),
+        elements=st.floats(allow_nan=True, allow_infinity=True, width=32),
+    )
+)
+def test_max_skipping_nan_hypothesis(array_max, a):
+    assert array_max(a) == _nanmax(a)
+
+
+def test_max_skipping_nan_takes_one_instruction_per_vector_and_1d_arrays_only(array_max):
+    import platform
+
+    from numba.core.errors import TypingError
+
+    array_max(np.zeros(3))
+    if platform.machine() in ("x86_64", "AMD64"):
+        for asm in array_max.inspect_asm().values():
+            assert "maxp" in asm and "blendv" not in asm  # (maxnum would blend)
+    with pytest.raises(TypingError):
+        array_max(np.zeros((2, 2)))
+    with pytest.raises(TypingError):
+        array_max(np.zeros(4, dtype=np.float16))
+
+
 # --------------------------------------------------------------------------- agreement
 def _compare(got: np.ndarray, ref: np.ndarray, dtype: type) -> None:
     got = np.asarray(got, dtype=np.float64)

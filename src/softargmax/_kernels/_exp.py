@@ -33,6 +33,8 @@ arguments ``z <= 0``. ``z = -inf`` gives 0, NaN gives NaN.
 The intrinsics (:func:`maxnum`, :func:`fma`, bit casts) are LLVM operations that numba
 does not expose: ``maxnum`` vectorises in a reduction where Python's ``max`` does not,
 and ``fma`` gives the exact product error that the error-free transformations need.
+:func:`max_skipping_nan` is a whole loop (the max of an array) written in vector IR,
+and :func:`prefetch` a hint to the caches.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from numba.extending import intrinsic
 __all__ = [
     "exp32", "exp32f", "exp32f_2p64", "exp32f_2p64_1", "exp32f_2p64_rounded", "exp64", "exp_array", "exp_array32",
     "exp64_rounded", "exp_array32_rounded", "exp_array_rounded", "fma",
-    "log1p_sum", "log_array", "maxnum", "prefetch",
+    "log1p_sum", "log_array", "max_skipping_nan", "maxnum", "prefetch",
 ]
 
 _FLOATS = (types.float32, types.float64)
@@ -70,6 +72,58 @@ def maxnum(typingctx, a, b):  # type: ignore[no-untyped-def]
         name = "llvm.maxnum.f64" if a == types.float64 else "llvm.maxnum.f32"
         fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lt, [lt, lt]), name)
         return builder.call(fn, args)
+
+    return sig, codegen
+
+
+@intrinsic
+def max_skipping_nan(typingctx, a):  # type: ignore[no-untyped-def]
+    """The largest entry of a contiguous 1-D float array, NaN entries ignored (``-inf``
+    for an empty array or one of NaN only): one x86 ``maxps`` per vector, where a loop
+    of :func:`maxnum` takes three (max, an unordered compare, a blend).
+
+    Each step is ``acc = x > acc ? x : acc``, which leaves ``acc`` where ``x`` is NaN: the
+    NaN rule of ``maxps`` with ``x`` as its first operand. LLVM's vectoriser does not
+    widen that select in a reduction without no-NaN fast-math flags (which would let it
+    drop the rule), so the loop is written here in vector IR: four accumulators of 64
+    bytes (16 float32 or 8 float64 lanes; two AVX2 registers or one AVX-512 register
+    each), their lanes reduced at the end, then the tail entries one by one. Between
+    ``-0.0`` and ``+0.0`` either may come out, as with ``maxnum``.
+    """
+    if not (isinstance(a, types.Array) and a.ndim == 1 and a.layout == "C" and a.dtype in _FLOATS):
+        return None
+    sig = a.dtype(a)
+
+    def codegen(context, builder, signature, args):  # type: ignore[no-untyped-def]
+        lt = _llvm_float(a.dtype)
+        lanes = 512 // a.dtype.bitwidth
+        vt = ir.VectorType(lt, lanes)
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        n, data = ary.nitems, ary.data
+        idx = n.type
+        step = 4 * lanes
+
+        def larger(x, acc):  # type: ignore[no-untyped-def]
+            return builder.select(builder.fcmp_ordered(">", x, acc), x, acc)
+
+        accs = [cgutils.alloca_once_value(builder, ir.Constant(vt, [float("-inf")] * lanes)) for _ in range(4)]
+        n_main = builder.and_(n, ir.Constant(idx, -step))  # (step is a power of 2)
+        with cgutils.for_range_slice(builder, ir.Constant(idx, 0), n_main, ir.Constant(idx, step)) as (i, _):
+            for k, acc in enumerate(accs):
+                ptr = builder.bitcast(builder.gep(data, [builder.add(i, ir.Constant(idx, k * lanes))]), vt.as_pointer())
+                builder.store(larger(builder.load(ptr, align=a.dtype.bitwidth // 8), builder.load(acc)), acc)
+        v = builder.load(accs[0])
+        for acc in accs[1:]:
+            v = larger(builder.load(acc), v)
+        half = lanes
+        while half > 1:  # fold the upper half of the lanes onto the lower
+            half //= 2
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [*range(half, 2 * half), *[0] * (lanes - half)])
+            v = larger(builder.shuffle_vector(v, v, mask), v)
+        best = cgutils.alloca_once_value(builder, builder.extract_element(v, ir.Constant(ir.IntType(32), 0)))
+        with cgutils.for_range_slice(builder, n_main, n, ir.Constant(idx, 1)) as (i, _):
+            builder.store(larger(builder.load(builder.gep(data, [i])), builder.load(best)), best)
+        return builder.load(best)
 
     return sig, codegen
 

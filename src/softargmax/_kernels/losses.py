@@ -75,7 +75,7 @@ import numba as nb
 import numpy as np
 from numba.extending import overload
 
-from ._exp import exp32f_2p64_rounded, exp64_rounded, maxnum, prefetch
+from ._exp import exp32f_2p64_rounded, exp64_rounded, max_skipping_nan, prefetch
 from .core import (
     LOGSUMEXP,
     SUM_BLOCK,
@@ -173,12 +173,9 @@ def _row_max_parts(x, one, pmax):  # type: ignore[no-untyped-def]
     without the maximum through its shorter loop."""
     m = _neg_inf(one)
     for p in range(pmax.shape[0]):
-        xs = x[p * _PART:(p + 1) * _PART]
-        pm = _neg_inf(one)
-        for i in range(xs.shape[0]):
-            pm = maxnum(pm, xs[i])
+        pm = max_skipping_nan(x[p * _PART:(p + 1) * _PART])
         pmax[p] = pm
-        m = maxnum(m, pm)
+        m = max(m, pm)  # (pm is not NaN)
     return m
 
 
