@@ -215,19 +215,20 @@ def _exp_part(xs, os, one, m, store, split):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(inline="always")
-def _exp_loop(x, one, m, out, store, ahead, pmax, base):  # type: ignore[no-untyped-def]
+def _exp_loop(x, lo, hi, one, m, out, store, ahead, pmax):  # type: ignore[no-untyped-def]
     # The parts' sums are widened to float64 here. Comparing each entry with the max
     # costs a third of the part loop (AVX2): only the parts that hold it (by pmax) pay it.
     n0 = 0.0
     rest = 0.0
     unit = 1.0 if store else 1.0 / _store_unit(one)
-    for lo in range(0, x.shape[0], _PART):
+    for plo in range(lo, hi, _PART):
+        phi = min(hi, plo + _PART)
         # this loop is bound by the exp's arithmetic: the next row's part is fetched
         # meanwhile, so that its max pass reads it from cache instead of memory
-        _prefetch_part(ahead, base + lo, base + lo + _PART)
-        xs = x[lo:lo + _PART]
-        os = out[lo:lo + _PART] if store else out
-        if pmax[(base + lo) // _PART] < m:
+        _prefetch_part(ahead, plo, phi)
+        xs = x[plo:phi]
+        os = out[plo:phi] if store else out
+        if pmax[plo // _PART] < m:
             c, part = _exp_part(xs, os, one, m, store, False)
         else:
             c, part = _exp_part(xs, os, one, m, store, True)
@@ -237,16 +238,18 @@ def _exp_loop(x, one, m, out, store, ahead, pmax, base):  # type: ignore[no-unty
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
-def _block_exp(x, one, m, out, store, ahead, pmax, base):  # type: ignore[no-untyped-def]
-    """``(n0, rest)`` of ``exp(x - m)`` over a block starting at entry ``base`` of its
-    row: the entries equal to the max (each ``exp(0) = 1``) and the float64 sum of the
-    others; stores each ``exp(x - m)`` in ``out`` if ``store``. The shift is rounded once
-    (see the module's notes). ``pmax`` holds the row's part maxima
-    (:func:`_row_max_parts`); the arrays of the tuple ``ahead`` (what the caller reads
-    next) are prefetched over the block's indices."""
+def _block_exp(x, lo, hi, one, m, out, store, ahead, pmax):  # type: ignore[no-untyped-def]
+    """``(n0, rest)`` of ``exp(x - m)`` over the block ``x[lo:hi]`` of a row (``lo`` a
+    multiple of ``_PART``): the entries equal to the max (each ``exp(0) = 1``) and the
+    float64 sum of the others; stores each ``exp(x - m)`` in ``out[lo:hi]`` if ``store``.
+    The shift is rounded once (see the module's notes). ``pmax`` holds the row's part
+    maxima (:func:`_row_max_parts`); the arrays of the tuple ``ahead`` (what the caller
+    reads next) are prefetched over the block's indices. (The block is given by its
+    bounds, not as a slice: a slice passed to a call costs two atomic updates of the
+    array's reference count.)"""
     if store:
-        return _exp_loop(x, one, m, out, True, ahead, pmax, base)
-    return _exp_loop(x, one, m, out, False, ahead, pmax, base)
+        return _exp_loop(x, lo, hi, one, m, out, True, ahead, pmax)
+    return _exp_loop(x, lo, hi, one, m, out, False, ahead, pmax)
 
 
 @nb.njit(cache=True)
@@ -257,8 +260,7 @@ def _row_exp(x, one, m, out, store, ahead, pmax):  # type: ignore[no-untyped-def
     rest = 0.0
     comp = 0.0
     for lo in range(0, n, SUM_BLOCK):
-        hi = min(n, lo + SUM_BLOCK)
-        a, b = _block_exp(x[lo:hi], one, m, out[lo:hi] if store else out, store, ahead, pmax, lo)
+        a, b = _block_exp(x, lo, min(n, lo + SUM_BLOCK), one, m, out, store, ahead, pmax)
         n0 += a
         rest, comp = _two_sum_add(rest, comp, b)
     return n0, rest + comp
