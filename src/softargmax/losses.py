@@ -404,6 +404,7 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool, g: np.ndarray | None 
             y = np.ascontiguousarray(tg.y, dtype=np.int64)
             a = np.empty(0) if tg.unit else np.ascontiguousarray(tg.a, dtype=np.float64)
             eps, zl = pb.eps, pb.zl
+            ahead = _ahead(x)
             if c < kcore.SHORT and n > 1:
                 rpb = max(1, kcore.SHORT_BLOCK // c)  # rows per transposed block
                 if ntask:
@@ -412,13 +413,14 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool, g: np.ndarray | None 
                 else:
                     kern.ce_short_serial(x, y, a, eps, zl, scale, loss, g, want_grad, rpb)
             elif ntask:
-                kern.ce_index(x, y, a, eps, zl, scale, loss, g, want_grad, _ahead(x), ntask)
+                kern.ce_index(x, y, a, eps, zl, scale, loss, g, want_grad, ahead, ntask)
             else:
-                kern.ce_index_serial(x, y, a, eps, zl, scale, loss, g, want_grad, _ahead(x))
+                kern.ce_index_serial(x, y, a, eps, zl, scale, loss, g, want_grad, ahead)
         else:
             q = np.ascontiguousarray(tg.q, dtype=x.dtype)
             w = np.empty(0) if tg.w is None else np.ascontiguousarray(tg.w, dtype=np.float64)
             total = np.empty(n)  # q's row sums, for the validation the kernels leave to us
+            ahead = _ahead(x, q)
             if c < kcore.SHORT and n > 1:
                 rpb = max(1, kcore.SHORT_BLOCK // c)
                 if ntask:
@@ -427,9 +429,9 @@ def _ce_numba(pb: _Problem, scale: float, want_grad: bool, g: np.ndarray | None 
                 else:
                     kern.ce_prob_short_serial(x, q, w, pb.eps, pb.zl, scale, loss, total, g, want_grad, rpb)
             elif ntask:
-                kern.ce_prob(x, q, w, pb.eps, pb.zl, scale, loss, total, g, want_grad, _ahead(x, q), ntask)
+                kern.ce_prob(x, q, w, pb.eps, pb.zl, scale, loss, total, g, want_grad, ahead, ntask)
             else:
-                kern.ce_prob_serial(x, q, w, pb.eps, pb.zl, scale, loss, total, g, want_grad, _ahead(x, q))
+                kern.ce_prob_serial(x, q, w, pb.eps, pb.zl, scale, loss, total, g, want_grad, ahead)
     if tg.kind == "prob":
         _check_probabilities(np, q, total)
     return loss, g
