@@ -778,7 +778,7 @@ def _exp_grad_pass(z, one, m, k, su):  # type: ignore[no-untyped-def]
     kk = _like(k, one)
     ss = _like(su, one)
     for c in range(z.shape[0]):
-        z[c] = kk * _exp_plain(z[c] * one - m) - ss  # * one: see _exp_loop
+        z[c] = kk * _exp_plain(z[c] * one - m) - ss  # * one: see _exp_part
 
 
 @nb.njit(
