@@ -456,6 +456,20 @@ def test_kernel_matches_reference_on_adversarial_rows(rows, eps, zl, reduction, 
         np.testing.assert_allclose(ga, gb, rtol=1e-9, atol=1e-15)
 
 
+@pytest.mark.parametrize("c", [5, 300])  # the short-row kernel and the row kernel
+def test_z_loss_term_finite_where_lse_squared_overflows(c):
+    # lse = 1e200: lse**2 overflows, but z_loss * A * lse * lse, left to right, is 1e100
+    x = np.zeros((3, c))
+    x[:, 1] = 1e200
+    for target in (np.array([1, 0, 2]), np.full((3, c), 1.0 / c)):
+        got, g = cross_entropy(x, target, z_loss=1e-300, reduction="none", return_grad=True, implementation="numba")
+        want, want_g = cross_entropy(x, target, z_loss=1e-300, reduction="none", return_grad=True,
+                                     implementation="reference")
+        assert np.all(np.isfinite(got)) and np.all(np.isfinite(g))
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        np.testing.assert_allclose(g, want_g, rtol=1e-12, atol=1e-15)
+
+
 @given(st.integers(1, 6), st.integers(1, 70), st.integers(0, 2**32 - 1), st.sampled_from(DTYPES))
 def test_float32_kernel_error_budget(n, c, seed, dtype):
     """The float32 kernel (float32 exp, float64 sums) stays within float32 rounding of the

@@ -242,9 +242,10 @@ def _store_unit_ov(like):  # type: ignore[no-untyped-def]
     return lambda like: 2.0**64
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=False)  # (explicit: numba passes a caller's flags to a callee that sets none)
 def _two_sum_add(s, c, v):  # type: ignore[no-untyped-def]
-    """Neumaier: add ``v`` to the compensated sum ``s + c``."""
+    """Neumaier: add ``v`` to the compensated sum ``s + c``. Never reassociated, even when
+    called from a fast-math kernel: that would cancel the compensation."""
     t = s + v
     if abs(s) >= abs(v):
         c += (s - t) + v

@@ -60,6 +60,14 @@ sum without the maxima (``rest``): a confident row's tiny loss ``log1p(rest)`` k
 relative accuracy. The gradient pass also runs in the input's dtype, its coefficients
 rounded to it (about ``3 u`` per entry, absolutely).
 
+Fast math: the loops are compiled with ``reassoc`` and ``contract`` only (no ``nnan`` or
+``ninf``: the NaN and infinity checks hold), which lets the sums vectorise. numba passes a
+caller's fast-math flags on to each function it calls that sets none, so the functions
+whose order of operations matters set ``fastmath=False``: the rows' finishes
+(``_index_finish``, ``_prob_finish``: reassociated, ``z_loss * A * lse * lse`` became
+``(z_loss * A) * lse**2``, which overflows where the term does not; a test covers it) and
+the compensated sum ``core._two_sum_add``.
+
 Validation happens in the public layer: the kernels assume C-contiguous arrays of one
 floating dtype, in-range targets and finite, non-negative weights. Probability targets
 are the exception: the ``ce_prob*`` and ``lce_fwd_prob`` kernels return each row's sum
@@ -399,13 +407,14 @@ def _weight(a, i):  # type: ignore[no-untyped-def]
     return a[i] if a.shape[0] > 0 else 1.0
 
 
-@nb.njit(cache=True, error_model="numpy")  # (n > 0; no division check in the loop)
+@nb.njit(cache=True, error_model="numpy", fastmath=False)  # (n > 0: no division check)
 def _index_finish(x_y, below, n, a, eps, zl, scale, m, log_s):  # type: ignore[no-untyped-def]
     """Loss of a normal row of ``n`` classes from its max ``m``, ``log s``, its target's
     logit ``x_y`` and ``below = mean_c (m - x_c)`` (0 unless ``eps > 0``), and the
     gradient's coefficients ``(k, su, sy)``: the gradient is ``k * exp(x - m) / s - su``,
     minus ``sy`` at the target. Branch-free (selects only), so that the short-row kernel's
-    loop over the rows of a block runs in SIMD lanes; a row of weight 0 gets 0."""
+    loop over the rows of a block runs in SIMD lanes; a row of weight 0 gets 0. Without
+    fast math (see the module's notes)."""
     mr = np.float64(m)
     keep = 1.0 - eps
     t = log_s + (keep * (mr - np.float64(x_y)) if keep != 0 else 0.0) + eps * below
@@ -413,6 +422,17 @@ def _index_finish(x_y, below, n, a, eps, zl, scale, m, log_s):  # type: ignore[n
     z = zl * a * lse * lse if zl > 0 else 0.0  # (lse**2 may overflow where zl = 0)
     loss = a * t + z if a != 0 else 0.0
     return loss, scale * (a + 2.0 * zl * a * lse), scale * a * eps / n, scale * a * keep
+
+
+@nb.njit(cache=True, error_model="numpy", fastmath=False)  # (s > 0: no division check)
+def _prob_finish(big_a, cross, m, log_s, zl, scale, s):  # type: ignore[no-untyped-def]
+    """Loss of a normal row with probability targets from ``A = sum_c t_c``,
+    ``cross = sum_c t_c (m - x_c)``, its max ``m``, ``log s`` and the divisor ``s`` of its
+    exps, and the gradient's coefficient ``k``: the gradient is ``k * exp(x - m) - scale t``.
+    As :func:`_index_finish`, branch-free and without fast math (see the module's notes)."""
+    lse = np.float64(m) + log_s
+    z = zl * big_a * lse * lse if zl > 0 else 0.0  # (lse**2 may overflow where zl = 0)
+    return big_a * log_s + cross + z, scale * (big_a + 2.0 * zl * big_a * lse) / s
 
 
 @nb.njit(inline="always")
@@ -454,13 +474,8 @@ def _prob_row(x, q, w, eps, zl, scale, g, grad, one, ahead, pmax):  # type: igno
     n0, rest = _row_exp(x, one, m, g, grad, ahead, pmax)
     if rest != rest:
         return _prob_special(x, q, w, eps, zl, scale, g, grad), total
-    log_s = _log_s(n0, rest)
-    lse = m + log_s
-    loss = big_a * log_s + cross
-    if zl > 0:
-        loss += zl * big_a * lse * lse
+    loss, k = _prob_finish(big_a, cross, m, _log_s(n0, rest), zl, scale, n0 + rest)
     if grad:
-        k = scale * (big_a + 2.0 * zl * big_a * lse) / (n0 + rest)
         _prob_grad_pass(g, q, w, eps, k, scale, x.shape[0], one)
     return loss, total
 
@@ -625,13 +640,9 @@ def _short_prob_tasks(x, q, w, eps, zl, scale, loss, qsum, g, grad, rpb, b0, b1)
             qsum[r0 + r] = total[r] if n_bad[r] == 0 else np.nan
         for r in range(nr):  # a loop of its own, as in the core: vectorised
             rest[r] /= big
-            log_s = _log_s(n0[r], rest[r])
-            lse = np.float64(mm[r]) + log_s
-            lo = big_a[r] * log_s + cross[r]
-            if zl > 0:  # (lse**2 may overflow where zl = 0)
-                lo += zl * big_a[r] * lse * lse
+            s = (n0[r] + rest[r]) * big
+            lo, kc[r] = _prob_finish(big_a[r], cross[r], mm[r], _log_s(n0[r], rest[r]), zl, scale, s)
             loss[r0 + r] = lo if big_a[r] != 0 else 0.0
-            kc[r] = scale * (big_a[r] + 2.0 * zl * big_a[r] * lse) / ((n0[r] + rest[r]) * big)
         special = False
         for r in range(nr):
             special |= not _normal(m, rest, r)
