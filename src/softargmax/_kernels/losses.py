@@ -247,7 +247,7 @@ def _exp_blocks(x, one, m, out, store, ahead, pmax):  # type: ignore[no-untyped-
                 c, part = _exp_part(xs, os, one, m, store, True)
             n0 += np.float64(c)
             block += np.float64(part) * unit
-        rest, comp = _two_sum_add(rest, comp, block)  # (a call: keeps its exact rounding)
+        rest, comp = _two_sum_add(rest, comp, block)  # (fastmath=False: exact rounding)
     return n0, rest + comp
 
 
