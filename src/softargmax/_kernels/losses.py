@@ -260,14 +260,23 @@ def _row_exp(x, one, m, out, store, ahead, pmax):  # type: ignore[no-untyped-def
     row's part maxima (:func:`_row_max_parts`); the arrays of the tuple ``ahead`` (what the
     caller reads next) are prefetched over the row's indices.
 
-    Inlined, with the row functions that call it, into the loops over rows: a call per row
-    costs the reference counts of the row's views and the arguments' copies, about a
-    sixth of the time of a row of 1024 classes. The caller is compiled with
-    ``fastmath=_FLAGS``, which lets the parts' sums vectorise.
+    Without the store, inlined (with the row functions that call it) into the loops over
+    rows: a call per row costs the reference counts of the row's views and the arguments'
+    copies, about a sixth of the time of a row of 1024 classes. The caller is compiled with
+    ``fastmath=_FLAGS``, which lets the parts' sums vectorise. With the store, a call
+    (:func:`_row_exp_store`).
     """
     if store:
-        return _exp_blocks(x, one, m, out, True, ahead, pmax)
+        return _row_exp_store(x, one, m, out, ahead, pmax)
     return _exp_blocks(x, one, m, out, False, ahead, pmax)
+
+
+@nb.njit(cache=True, fastmath=_FLAGS)
+def _row_exp_store(x, one, m, out, ahead, pmax):  # type: ignore[no-untyped-def]
+    """:func:`_row_exp` with the store, as a call. Inlined beside the loop without it (the
+    store flag known only at run time), it made the float64 forward+backward 1.1-1.25x
+    slower (scratch); its call costs little next to the gradient's second pass."""
+    return _exp_blocks(x, one, m, out, True, ahead, pmax)
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
@@ -287,9 +296,10 @@ def _mean_below(x, m):  # type: ignore[no-untyped-def]
     return acc
 
 
-@nb.njit(inline="always")
+@nb.njit(cache=True, fastmath=_FLAGS)
 def _grad_pass(g, one, k, su):  # type: ignore[no-untyped-def]
-    """``g = k * g - su`` (``g`` holds ``exp(x - m)`` or ``p``), in ``g``'s dtype."""
+    """``g = k * g - su`` (``g`` holds ``exp(x - m)`` or ``p``), in ``g``'s dtype. A call,
+    as :func:`_row_exp_store`."""
     kk = _like(k, one)
     ss = _like(su, one)
     for c in range(g.shape[0]):
