@@ -282,7 +282,7 @@ def _row_exp_store(x, one, m, out, ahead, pmax):  # type: ignore[no-untyped-def]
 @nb.njit(cache=True, fastmath=_FLAGS)
 def _row_sum_exp(x, one, m, pmax):  # type: ignore[no-untyped-def]
     """:func:`_row_exp` without a store, as a call (for callers without ``fastmath``)."""
-    return _row_exp(x, one, m, x, False, (x[:0],), pmax)
+    return _exp_blocks(x, one, m, x, False, (x[:0],), pmax)
 
 
 @nb.njit(cache=True, fastmath=_FLAGS)
